@@ -1,0 +1,67 @@
+"""Every API error is JSON: {"error": <message>, "code": <machine code>, "details"?: {...}}."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """An error with an explicit status, code and message."""
+
+    def __init__(self, status_code: int, code: str, message: str, details=None) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details
+        super().__init__(detail=message, code=code)
+
+
+def _codes(detail) -> str:
+    if isinstance(detail, dict):
+        return "validation_error"
+    return getattr(detail, "code", None) or "error"
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ApiError):
+        body = {"error": exc.message, "code": exc.code}
+        if exc.details is not None:
+            body["details"] = exc.details
+        response = Response(body, status=exc.status_code)
+        if getattr(exc, "wait", None):
+            response["Retry-After"] = str(exc.wait)
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else None
+    if isinstance(exc, exceptions.ValidationError):
+        details = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        response.data = {
+            "error": "Validation failed",
+            "code": "validation_error",
+            "details": details,
+        }
+        response.status_code = status.HTTP_400_BAD_REQUEST
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        response.data = {"error": "Invalid or missing API key", "code": "invalid_api_key"}
+    else:
+        message = str(detail) if detail is not None else str(exc)
+        response.data = {"error": message, "code": _codes(detail)}
+    return response
+
+
+def json_404(request, exception=None):
+    return JsonResponse({"error": "Not found", "code": "not_found"}, status=404)
+
+
+def json_500(request):
+    return JsonResponse({"error": "Internal server error", "code": "server_error"}, status=500)

@@ -1,0 +1,17 @@
+"""The test suite: the embedded default unless DATABASE_URL / REDIS_URL are set (CI sets them)."""
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests talk to receivers they start on 127.0.0.1.
+OUTBOUND_ALLOW_PRIVATE = True
+# Celery runs tasks in-process unless a test starts a real worker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SQLITE_TEST_PATH = VAR_DIR / "test.sqlite3"

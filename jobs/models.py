@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from ulid import ULID
+
+from spaces.models import Space
+
+
+def new_job_id() -> str:
+    # ULIDs sort by creation time, so "newest first" is an index scan on the primary key.
+    return str(ULID())
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        DEAD = "dead", "Dead"
+        KILLED = "killed", "Killed"
+
+    TERMINAL = (Status.COMPLETED, Status.DEAD, Status.KILLED)
+    ACTIVE = (Status.SCHEDULED, Status.PENDING, Status.DELIVERED, Status.RUNNING)
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_job_id, editable=False)
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="jobs")
+    name = models.CharField(max_length=200)
+    payload = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    priority = models.IntegerField(default=0)
+
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    # 1 for the first attempt; a failure with attempts left moves to the next one.
+    attempt_number = models.PositiveSmallIntegerField(default=1)
+    # How often the job was handed out without an ack since it last ran (poison-job guard).
+    delivery_count = models.PositiveSmallIntegerField(default=0)
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    # When the job became (or will become) available: orders the queue and drives
+    # scheduled -> pending.
+    available_at = models.DateTimeField(default=timezone.now)
+    backoff = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+
+    callback_url = models.CharField(max_length=2000, blank=True, default="")
+    callback_headers = models.JSONField(default=dict, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    progress = models.JSONField(null=True, blank=True)
+
+    claim_id = models.CharField(max_length=26, null=True, blank=True)
+    delivery_deadline = models.DateTimeField(null=True, blank=True)
+    execution_deadline = models.DateTimeField(null=True, blank=True)
+    log_seq = models.PositiveIntegerField(default=0)
+
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # poll: WHERE space_id = ? AND status = 'pending'
+            #       ORDER BY priority DESC, available_at, id  ... FOR UPDATE SKIP LOCKED
+            models.Index(
+                "space",
+                models.F("priority").desc(),
+                "available_at",
+                "id",
+                condition=Q(status="pending"),
+                name="job_pending_queue_idx",
+            ),
+            # poll with a name filter: WHERE space_id = ? AND status = 'pending' AND name IN (...)
+            models.Index(
+                "space",
+                "name",
+                models.F("priority").desc(),
+                "available_at",
+                "id",
+                condition=Q(status="pending"),
+                name="job_pending_name_idx",
+            ),
+            # sweeper: WHERE status = 'scheduled' AND available_at <= now()
+            models.Index(
+                fields=["available_at"],
+                condition=Q(status="scheduled"),
+                name="job_scheduled_due_idx",
+            ),
+            # sweeper: WHERE status = 'delivered' AND delivery_deadline <= now()
+            models.Index(
+                fields=["delivery_deadline"],
+                condition=Q(status="delivered"),
+                name="job_delivery_deadline_idx",
+            ),
+            # sweeper: WHERE status = 'running' AND execution_deadline <= now()
+            models.Index(
+                fields=["execution_deadline"],
+                condition=Q(status="running"),
+                name="job_execution_deadline_idx",
+            ),
+            # list: WHERE space_id = ? [AND status = ?] ORDER BY id DESC (keyset by id)
+            models.Index(fields=["space", "-id"], name="job_space_list_idx"),
+            models.Index(fields=["space", "status", "-id"], name="job_space_status_list_idx"),
+            models.Index(fields=["space", "name", "-id"], name="job_space_name_list_idx"),
+            # retention: WHERE space_id = ? AND status IN (finished) AND completed_at < cutoff
+            models.Index(
+                fields=["space", "status", "completed_at"],
+                condition=Q(status__in=["completed", "dead", "killed"]),
+                name="job_finished_idx",
+            ),
+        ]
+        constraints = [
+            # Idempotent create: concurrent duplicates race on this index and one wins.
+            models.UniqueConstraint(
+                fields=["space", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_unique_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class JobEvent(models.Model):
+    """One row per transition or worker call: the audit log, the stream source and the outbox."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Job.Status.choices)
+    data = models.JSONField(null=True, blank=True)
+    attempt_number = models.PositiveSmallIntegerField(default=1)
+    # Per-space stream sequence, assigned in commit order (see jobs/events.py).
+    seq = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # job detail and replay of one job: WHERE job_id = ? ORDER BY id
+            models.Index(fields=["job", "id"], name="jobevent_job_idx"),
+            # space stream replay: WHERE space_id = ? AND seq > ? ORDER BY seq
+            models.Index(fields=["space", "seq"], name="jobevent_space_seq_idx"),
+            # throughput chart: WHERE space_id = ? AND type IN (...) AND created_at >= ?
+            models.Index(fields=["space", "type", "created_at"], name="jobevent_space_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} of {self.job_id}"
+
+
+class JobLog(models.Model):
+    class Level(models.TextChoices):
+        DEBUG = "debug", "Debug"
+        INFO = "info", "Info"
+        WARN = "warn", "Warn"
+        ERROR = "error", "Error"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    seq = models.PositiveIntegerField()
+    level = models.CharField(max_length=5, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    timestamp = models.DateTimeField()
+    attributes = models.JSONField(default=dict, blank=True)
+    attempt_number = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["job_id", "seq"]
+        constraints = [
+            # reading by cursor: WHERE job_id = ? AND seq > ? ORDER BY seq
+            models.UniqueConstraint(fields=["job", "seq"], name="joblog_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.seq} {self.level}"

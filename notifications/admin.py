@@ -1,0 +1,28 @@
+from django.contrib import admin
+
+from .models import NotificationDelivery
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "space",
+        "channel",
+        "event",
+        "target_host",
+        "attempt",
+        "success",
+        "status_code",
+        "duration_ms",
+    ]
+    list_filter = ["channel", "success", "space"]
+    search_fields = ["=job__id", "target_host", "event", "error"]
+    raw_id_fields = ["job", "space"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,73 @@
+"""A ready demo: user, org "demo", space "default" and a worker token. Safe to run again."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from orgs.models import Membership, Organization
+from spaces import scopes
+from spaces.models import ApiKey, Space
+
+DEMO_USER = "demo"
+DEMO_ORG = "demo"
+DEMO_SPACE = "default"
+WORKER_TOKEN_NAME = "demo worker"  # noqa: S105 - a label, not a secret
+
+
+class Command(BaseCommand):
+    help = "Create (once) a demo user, organization, space and worker token, and print them."
+
+    def handle(self, *args, **options) -> None:
+        password = os.environ.get("BOOTSTRAP_PASSWORD", "demo")
+        with transaction.atomic():
+            user, created_user = get_user_model().objects.get_or_create(
+                username=DEMO_USER,
+                defaults={"email": "demo@example.com", "is_staff": True, "is_superuser": True},
+            )
+            if created_user:
+                user.set_password(password)
+                user.save()
+            org, _ = Organization.objects.get_or_create(slug=DEMO_ORG, defaults={"name": "Demo"})
+            Membership.objects.get_or_create(
+                organization=org, user=user, defaults={"role": Membership.Role.OWNER}
+            )
+            space = Space.objects.filter(organization=org, name=DEMO_SPACE).first()
+            if space is None:
+                space = Space.create(org, DEMO_SPACE)
+            # The clear token exists only at creation, so each run issues a fresh one and
+            # revokes the one before: what is printed always works.
+            space.api_keys.filter(name=WORKER_TOKEN_NAME, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            _, token = ApiKey.issue(
+                space,
+                WORKER_TOKEN_NAME,
+                [*scopes.WORKER_PRESET, scopes.CREATE, scopes.KILL, scopes.RETRY],
+            )
+
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"Dashboard:  {settings.PUBLIC_URL}/",
+                    f"Admin:      {settings.PUBLIC_URL}/admin/",
+                    f"Login:      {DEMO_USER} / {password if created_user else '(unchanged)'}",
+                    f"Space:      {space.name} ({space.public_id})",
+                    f"Token:      {token}",
+                    f"Progress:   {space.public_progress_key}  (public, progress only)",
+                    "",
+                    "Try it:",
+                    f"  export SPACE={space.public_id} TOKEN={token}",
+                    f"  curl -s -X POST {settings.PUBLIC_URL}/api/v1/spaces/$SPACE/jobs "
+                    "-H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+                    '-d \'{"name": "hello", "payload": {"n": 1}}\'',
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.db import models, transaction
+from django.utils import timezone
+from ulid import ULID
+
+from orgs.models import Organization
+
+from . import keys, scopes
+
+
+def new_public_id() -> str:
+    return str(ULID())
+
+
+def new_push_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class SpaceQuerySet(models.QuerySet):
+    def for_user(self, user) -> SpaceQuerySet:
+        """Spaces of the organizations USER is a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(organization__memberships__user=user)
+
+
+class Space(models.Model):
+    class SlackEvent(models.TextChoices):
+        CREATED = "created", "Created"
+        STARTED = "started", "Started"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed (every failed attempt)"
+        DEAD = "dead", "Dead"
+        KILLED = "killed", "Killed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="spaces")
+    name = models.CharField(max_length=100)
+    public_id = models.CharField(max_length=26, unique=True, default=new_public_id, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Slack: an empty URL turns it off. The URL is a secret (it grants posting).
+    slack_webhook_url = models.CharField(max_length=500, blank=True, default="")
+    slack_events = models.JSONField(default=list, blank=True)
+    slack_last_error = models.TextField(blank=True, default="")
+    slack_disabled_at = models.DateTimeField(null=True, blank=True)
+
+    # HTTP push (worker wake): POST job.pending to push_url, signed with push_secret.
+    push_url = models.CharField(max_length=500, blank=True, default="")
+    push_headers = models.JSONField(default=dict, blank=True)
+    push_names = models.JSONField(default=list, blank=True)  # empty: every job name
+    push_secret = models.CharField(max_length=100, default=new_push_secret, editable=False)
+    push_last_error = models.TextField(blank=True, default="")
+
+    # Operations: pause stops polls and claims; retention prunes finished jobs.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    retention_completed_days = models.PositiveIntegerField(default=14)
+    retention_failed_days = models.PositiveIntegerField(default=30)  # dead and killed
+
+    objects = SpaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organization_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="space_unique_name_in_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.name}"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def public_progress_key(self) -> str:
+        return keys.public_progress_key(self.public_id)
+
+    @classmethod
+    @transaction.atomic
+    def create(cls, organization: Organization, name: str) -> Space:
+        """A new space, with its public progress-only key."""
+        space = cls.objects.create(organization=organization, name=name)
+        ApiKey.objects.create(
+            space=space,
+            name="Public progress key",
+            scopes=scopes.PUBLIC_PROGRESS,
+            prefix=keys.lookup_prefix(space.public_progress_key),
+            digest=keys.digest(space.public_progress_key),
+            is_public=True,
+        )
+        return space
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+    # Clear-text start of the key, for lookup (indexed) and display; the rest is only a digest.
+    prefix = models.CharField(max_length=20, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    is_public = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(
+        cls, space: Space, name: str, scope_list: list[str], created_by=None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; returns (row, clear key). The clear key is never stored or shown again."""
+        bad = scopes.unknown(scope_list)
+        if bad:
+            raise ValueError(f"Unknown scopes: {', '.join(bad)}")
+        clear = keys.generate()
+        row = cls.objects.create(
+            space=space,
+            name=name,
+            scopes=sorted(set(scope_list)),
+            prefix=keys.lookup_prefix(clear),
+            digest=keys.digest(clear),
+            created_by=created_by,
+        )
+        return row, clear
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def granted(self) -> frozenset[str]:
+        return scopes.expand(self.scopes)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.granted
+
+    def revoke(self, when: datetime | None = None) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = when or timezone.now()
+            self.save(update_fields=["revoked_at"])
