@@ -24,13 +24,18 @@ log = logging.getLogger(__name__)
 event_committed = Signal()
 
 
-def record(job: Job, type: str, data=None) -> JobEvent:
-    """Write one event for JOB's current state; it is published after commit."""
+def record(job: Job, type: str, data=None, *, previous_status: str | None = None) -> JobEvent:
+    """Write one event for JOB's current state; it is published after commit.
+
+    PREVIOUS_STATUS is the job's status before this transition (None for a new job); pass it
+    whenever the status changed, since the per-status counts are derived from it.
+    """
     event = JobEvent.objects.create(
         job=job,
         space_id=job.space_id,
         type=type,
         status=job.status,
+        previous_status=previous_status,
         data=data,
         attempt_number=job.attempt_number,
     )
@@ -52,13 +57,14 @@ def record_many(events: Iterable[JobEvent]) -> list[JobEvent]:
     return created
 
 
-def build(job: Job, type: str, data=None) -> JobEvent:
+def build(job: Job, type: str, data=None, *, previous_status: str | None = None) -> JobEvent:
     """An unsaved event for record_many()."""
     return JobEvent(
         job=job,
         space_id=job.space_id,
         type=type,
         status=job.status,
+        previous_status=previous_status,
         data=data,
         attempt_number=job.attempt_number,
     )

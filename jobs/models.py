@@ -140,6 +140,11 @@ class JobEvent(models.Model):
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
     type = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=Job.Status.choices)
+    # The status before the event, when the event changed it (None for a new job); the
+    # sequencer derives the per-status counts from (previous_status -> status).
+    previous_status = models.CharField(
+        max_length=10, choices=Job.Status.choices, null=True, blank=True
+    )
     data = models.JSONField(null=True, blank=True)
     attempt_number = models.PositiveSmallIntegerField(default=1)
     # Per-space stream sequence, assigned in commit order (see jobs/events.py).

@@ -60,6 +60,11 @@ class Space(models.Model):
     retention_completed_days = models.PositiveIntegerField(default=14)
     retention_failed_days = models.PositiveIntegerField(default=30)  # dead and killed
 
+    # Stream state, updated only by the event sequencer (jobs/events.py) under this row's lock:
+    # the last per-space event seq handed out and the number of jobs per status.
+    event_seq = models.BigIntegerField(default=0, editable=False)
+    status_counts = models.JSONField(default=dict, blank=True, editable=False)
+
     objects = SpaceQuerySet.as_manager()
 
     class Meta:
