@@ -15,3 +15,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 SQLITE_TEST_PATH = VAR_DIR / "test.sqlite3"
+
+# Parallel runs on one PostgreSQL server (several checkouts, CI and a developer) keep their test
+# databases apart with TEST_DB_SUFFIX.
+if IS_POSTGRES:  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": f"test_jobyard{env.str('TEST_DB_SUFFIX', default='')}"  # noqa: F405
+    }
