@@ -1,0 +1,67 @@
+"""Jobyard's Python client: a producer API, a worker runner and a push-wake receiver.
+
+Needs only ``requests`` (and ``websockets`` to wait on a job's stream), not Django::
+
+    from jobyard import Client, Worker
+
+    client = Client("http://localhost:8000", token, space)
+    job = client.create("email.send", {"to": "a@example.com"})
+    print(client.wait(job["id"], timeout=60)["result"])
+
+See docs/client.md.
+"""
+
+from __future__ import annotations
+
+from .client import FINAL_STATUSES, Client
+from .errors import (
+    AuthError,
+    Conflict,
+    InvalidSignature,
+    InvalidTransition,
+    JobKilled,
+    JobyardError,
+    NotFound,
+    PayloadTooLarge,
+    PermanentFailure,
+    RateLimited,
+    ScopeError,
+    ServerError,
+    StaleClaim,
+    Unreachable,
+    UnsupportedMediaType,
+    ValidationError,
+    WaitTimeout,
+)
+from .push import PushApp, receive_push, sign, verify_signature
+from .worker import JobHandle, Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FINAL_STATUSES",
+    "AuthError",
+    "Client",
+    "Conflict",
+    "InvalidSignature",
+    "InvalidTransition",
+    "JobHandle",
+    "JobKilled",
+    "JobyardError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermanentFailure",
+    "PushApp",
+    "RateLimited",
+    "ScopeError",
+    "ServerError",
+    "StaleClaim",
+    "Unreachable",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "WaitTimeout",
+    "Worker",
+    "receive_push",
+    "sign",
+    "verify_signature",
+]

@@ -1,0 +1,184 @@
+"""Typed errors: every error response of the server becomes one of these.
+
+The server answers errors as ``{"error": <message>, "code": <machine code>, "details"?: {...}}``;
+the exception carries the HTTP status, the code and the message, and its class says what
+happened without string matching::
+
+    try:
+        client.complete(job_id, result, claim_id=claim_id)
+    except StaleClaim:
+        ...  # the lease ran out and the job went to another worker
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobyardError(Exception):
+    """Base of every error raised by the client."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: Any = None,
+        response: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = details
+        self.response = response
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status is not None or self.code:
+            parts.append(
+                f"({self.status or ''}{' ' if self.status and self.code else ''}{self.code or ''})"
+            )
+        if self.details:
+            parts.append(f"details={self.details}")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
+
+
+class ValidationError(JobyardError):
+    """400: the request body or a parameter is invalid; ``details`` maps fields to messages."""
+
+
+class AuthError(JobyardError):
+    """401: the API key is missing, unknown or revoked."""
+
+
+class ScopeError(JobyardError):
+    """403: the key lacks a scope (``Missing required scope: <scope>``) or the space."""
+
+
+class NotFound(JobyardError):
+    """404: no such job, or a job of another space."""
+
+
+class Conflict(JobyardError):
+    """409: the call is not allowed in the job's current state."""
+
+
+class InvalidTransition(Conflict):
+    """409 ``invalid_transition``: e.g. completing a job that is already completed."""
+
+
+class StaleClaim(Conflict):
+    """409 ``stale_claim``: the claim id is no longer the job's (the lease ran out)."""
+
+
+class JobKilled(Conflict):
+    """409 ``job_killed``: the job was killed; stop working on it."""
+
+
+class PayloadTooLarge(JobyardError):
+    """413: the request body is larger than the server accepts."""
+
+
+class UnsupportedMediaType(JobyardError):
+    """415: wrong content type."""
+
+
+class RateLimited(JobyardError):
+    """429: too many requests for this key; wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(JobyardError):
+    """5xx or an answer that is not the API's JSON: worth retrying later."""
+
+
+class Unreachable(JobyardError):
+    """The server could not be reached (connection refused, DNS, timeout)."""
+
+
+class WaitTimeout(JobyardError, TimeoutError):
+    """``Client.wait`` gave up before the job reached a final status."""
+
+
+class InvalidSignature(JobyardError):
+    """A push-wake request whose signature does not match the body."""
+
+
+# Exceptions a worker may raise from its function to steer the failure.
+class PermanentFailure(Exception):  # noqa: N818 - reads as what it does: ``raise PermanentFailure``
+    """Raise from a job function to fail the job without a retry (it goes dead at once)."""
+
+
+_BY_STATUS: dict[int, type[JobyardError]] = {
+    400: ValidationError,
+    401: AuthError,
+    403: ScopeError,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    429: RateLimited,
+}
+
+_CONFLICTS: dict[str, type[Conflict]] = {
+    "invalid_transition": InvalidTransition,
+    "stale_claim": StaleClaim,
+    "job_killed": JobKilled,
+}
+
+# Errors worth retrying: the server may answer differently in a moment.
+TRANSIENT: tuple[type[JobyardError], ...] = (Unreachable, ServerError, RateLimited)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        # An HTTP date is allowed too; not worth parsing: fall back to the caller's backoff.
+        return None
+
+
+def error_from_response(response: Any) -> JobyardError:
+    """The typed exception for a ``requests.Response`` that is not a success."""
+    status = response.status_code
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and ("error" in body or "code" in body):
+        message = str(body.get("error") or body.get("detail") or f"HTTP {status}")
+        code = body.get("code")
+        details = body.get("details")
+    else:
+        text = (getattr(response, "text", "") or "").strip()
+        message = text[:200] or f"HTTP {status}"
+        code = None
+        details = None
+
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "details": details,
+        "response": response,
+    }
+    if status == 429:
+        return RateLimited(
+            message, retry_after=_parse_retry_after(response.headers.get("Retry-After")), **kwargs
+        )
+    if status == 409 and code in _CONFLICTS:
+        return _CONFLICTS[code](message, **kwargs)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 or not isinstance(body, dict) else JobyardError
+    return cls(message, **kwargs)
