@@ -1,0 +1,677 @@
+"""The worker and producer REST API (SPEC section 2). Every state change goes to jobs.services."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from django.db import connection
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.exceptions import ApiError
+from jobs import services, wakeup
+from jobs.models import Job, JobEvent, JobLog
+from jobs.services import JobError
+from spaces import scopes
+from spaces.models import ApiKey
+
+from . import serializers as s
+from . import throttling
+from .parsers import CappedJSONParser, JSONLinesParser, NDJSONParser
+
+# Events returned with a job (the most recent ones; the stream and admin have all of them).
+MAX_DETAIL_EVENTS = 1000
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    described = {
+        400: "Validation failed or malformed JSON",
+        401: "Invalid or missing API key",
+        403: "Missing required scope: <scope>",
+        404: "Unknown job or space, or one of another space",
+        409: "Transition not allowed (invalid_transition, job_killed, stale_claim, space_paused)",
+        413: "Request body too large",
+        415: "Unsupported content type",
+        429: "Rate limited (see Retry-After)",
+    }
+    return {code: OpenApiResponse(s.ErrorSerializer, description=described[code]) for code in codes}
+
+
+COMMON = (400, 401, 403, 404, 413, 415, 429)
+CLAIM_HEADER = OpenApiParameter(
+    "X-Claim-Id",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The claimId the job was handed out with; a stale one gets 409 stale_claim.",
+)
+
+
+class ApiView(APIView):
+    """Key auth, the per-key rate limit, scope checks and capped JSON bodies."""
+
+    parser_classes = [CappedJSONParser]
+    # Per HTTP method: any one of these scopes is enough.
+    scopes_by_method: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def key(self) -> ApiKey:
+        return self.request.auth
+
+    def check_permissions(self, request: Request) -> None:
+        if not isinstance(request.auth, ApiKey):
+            raise NotAuthenticated()
+        wait = throttling.check(request.auth.pk)
+        if wait is not None:
+            error = ApiError(429, "rate_limited", "Rate limit exceeded")
+            error.wait = max(1, math.ceil(wait))
+            raise error
+        needed = self.scopes_by_method.get(request.method, ())
+        if needed and not any(request.auth.has_scope(scope) for scope in needed):
+            raise ApiError(403, "missing_scope", f"Missing required scope: {needed[0]}")
+
+    def check_throttles(self, request: Request) -> None:
+        pass  # done in check_permissions, after authentication
+
+    # -- helpers --
+
+    def body(self, request: Request) -> dict:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ApiError(400, "validation_error", "Expected a JSON object", details={})
+        return data
+
+    def validate(self, serializer_class, data) -> dict:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def check_space(self, space_id: str) -> None:
+        # Another space's id answers like an unknown one: no existence leak.
+        if space_id != self.key.space.public_id:
+            raise ApiError(404, "not_found", "Space not found")
+
+    def get_job(self, job_id: str) -> Job:
+        job = Job.objects.select_related("space").filter(pk=job_id, space=self.key.space).first()
+        if job is None:
+            raise services.not_found()
+        return job
+
+    def claim_id(self, request: Request, body: dict | None = None) -> str | None:
+        value = request.headers.get("X-Claim-Id")
+        if value is None and body is not None and isinstance(body.get("claimId"), str):
+            value = body["claimId"]
+        return value or None
+
+
+# --- producer -------------------------------------------------------------------------------
+
+
+class SpaceJobsView(ApiView):
+    scopes_by_method = {"POST": (scopes.CREATE,), "GET": (scopes.READ,)}
+
+    @extend_schema(
+        operation_id="createJobs",
+        summary="Create a job (object body) or up to 1000 jobs (array body)",
+        request={"application/json": s.JobCreateSerializer},
+        responses={
+            201: s.JobCreatedSerializer,
+            200: OpenApiResponse(s.JobCreatedSerializer, description="Idempotent repeat"),
+            **_errors(*COMMON),
+        },
+        tags=["jobs"],
+    )
+    def post(self, request: Request, space_id: str) -> Response:
+        self.check_space(space_id)
+        space = self.key.space
+        data = request.data
+        if isinstance(data, list):
+            if not data:
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    "Validation failed",
+                    details={"non_field_errors": ["Empty list"]},
+                )
+            if len(data) > services.MAX_BULK_CREATE:
+                raise ApiError(
+                    400,
+                    "validation_error",
+                    "Validation failed",
+                    details={"non_field_errors": [f"At most {services.MAX_BULK_CREATE} jobs"]},
+                )
+            items, errors = [], {}
+            for index, item in enumerate(data):
+                serializer = s.JobCreateSerializer(data=item)
+                if not isinstance(item, dict):
+                    errors[str(index)] = {"non_field_errors": ["Expected a JSON object"]}
+                elif serializer.is_valid():
+                    items.append(dict(serializer.validated_data))
+                else:
+                    errors[str(index)] = serializer.errors
+            if errors:  # all or nothing
+                raise ApiError(400, "validation_error", "Validation failed", details=errors)
+            results = services.create_jobs(space, items)
+            for job, _ in results:
+                job.space = space
+            body = [s.created_json(job) for job, _ in results]
+            created = any(was_created for _, was_created in results)
+            return Response(body, status=201 if created else 200)
+        if not isinstance(data, dict):
+            raise ApiError(400, "validation_error", "Expected a JSON object or array", details={})
+        validated = dict(self.validate(s.JobCreateSerializer, data))
+        job, created = services.create_job(space, validated)
+        job.space = space
+        return Response(s.created_json(job), status=201 if created else 200)
+
+    @extend_schema(
+        operation_id="listJobs",
+        summary="List jobs, newest first",
+        parameters=[
+            OpenApiParameter(
+                "status", OpenApiTypes.STR, description="a status or comma-separated statuses"
+            ),
+            OpenApiParameter("name", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-100, default 50"),
+            OpenApiParameter("offset", OpenApiTypes.INT, description="0-10000, default 0"),
+            OpenApiParameter(
+                "cursor", OpenApiTypes.STR, description="nextCursor of the previous page"
+            ),
+        ],
+        responses={200: s.JobListSerializer, **_errors(400, 401, 403, 404, 429)},
+        tags=["jobs"],
+    )
+    def get(self, request: Request, space_id: str) -> Response:
+        self.check_space(space_id)
+        params = request.query_params
+        errors: dict[str, list[str]] = {}
+        limit = _int_param(params, "limit", 50, 1, 100, errors)
+        offset = _int_param(params, "offset", 0, 0, 10_000, errors)
+        qs = Job.objects.filter(space=self.key.space)
+        if params.get("status"):
+            wanted = [v.strip() for v in params["status"].split(",") if v.strip()]
+            bad = [v for v in wanted if v not in Job.Status.values]
+            if bad:
+                errors["status"] = [f"Unknown status: {', '.join(bad)}"]
+            qs = qs.filter(status__in=wanted)
+        if params.get("name"):
+            qs = qs.filter(name=params["name"])
+        cursor = params.get("cursor")
+        if cursor:
+            if len(cursor) != 26 or not cursor.isalnum():
+                errors["cursor"] = ["Invalid cursor"]
+            # Keyset paging on the time-sortable id: stays fast at any depth.
+            qs = qs.filter(pk__lt=cursor)
+        if errors:
+            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+        rows = list(qs.order_by("-pk")[offset : offset + limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for job in rows:
+            job.space = self.key.space
+        return Response(
+            {
+                "jobs": [s.job_json(job) for job in rows],
+                "limit": limit,
+                "offset": offset,
+                "nextCursor": rows[-1].pk if more and rows else None,
+            }
+        )
+
+
+def _int_param(params, name: str, default: int, low: int, high: int, errors: dict) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = ["Must be an integer"]
+        return default
+    if not low <= value <= high:
+        errors[name] = [f"Must be between {low} and {high}"]
+        return default
+    return value
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+def _release_connection() -> None:
+    # A waiting long poll holds no database connection; the next query reconnects. Inside a
+    # transaction (tests) the connection must stay.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+class PollView(ApiView):
+    scopes_by_method = {"POST": (scopes.POLL,)}
+
+    @extend_schema(
+        operation_id="pollJobs",
+        summary="Claim up to `count` pending jobs; `waitSeconds` long-polls",
+        request=s.PollSerializer,
+        responses={200: s.PollResponseSerializer, **_errors(*COMMON)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, space_id: str) -> Response:
+        self.check_space(space_id)
+        params = self.validate(s.PollSerializer, self.body(request))
+        space = self.key.space
+        names = params.get("filter_names")
+        wait = float(params.get("waitSeconds") or 0)
+        deadline = time.monotonic() + wait
+        # Other processes' jobs are noticed by re-checking; with Redis they also wake us.
+        recheck = 1.0 if wakeup.settings.REDIS_URL else 0.25
+        while True:
+            seen = wakeup.generation(space.pk)
+            jobs = services.poll_jobs(space, count=params["count"], names=names, ack=params["ack"])
+            left = deadline - time.monotonic()
+            if jobs or left <= 0:
+                break
+            _release_connection()
+            wakeup.wait(space.pk, seen, min(recheck, left))
+        return Response({"jobs": [s.descriptor_json(job) for job in jobs]})
+
+
+class ClaimView(ApiView):
+    scopes_by_method = {"POST": (scopes.POLL,)}
+
+    @extend_schema(
+        operation_id="claimJob",
+        summary="Claim one pending job",
+        request=None,
+        responses={200: s.ClaimResponseSerializer, **_errors(401, 403, 404, 409, 429)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = services.claim_job(self.key.space, job_id)
+        return Response({"job": s.descriptor_json(job)})
+
+
+class AckView(ApiView):
+    scopes_by_method = {"POST": (scopes.ACK,)}
+
+    @extend_schema(
+        operation_id="ackJob",
+        summary="Acknowledge a delivered job: it starts running",
+        request=None,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        services.ack_job(job, claim_id=self.claim_id(request, _maybe_body(request)))
+        return Response(s.status_json(job))
+
+
+def _maybe_body(request: Request) -> dict:
+    data = request.data
+    return data if isinstance(data, dict) else {}
+
+
+class ProgressView(ApiView):
+    scopes_by_method = {
+        "POST": (scopes.PROGRESS,),
+        "GET": (scopes.READ_PROGRESS, scopes.READ),
+    }
+
+    @extend_schema(
+        operation_id="reportProgress",
+        summary="Report progress (running jobs); resets the execution timeout",
+        request=s.ProgressBodySerializer,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        data = self.validate(s.ProgressBodySerializer, body)
+        services.report_progress(
+            job,
+            data["percent"],
+            data["message"],
+            data.get("subProgress"),
+            claim_id=self.claim_id(request, body),
+        )
+        return Response(s.status_json(job))
+
+    @extend_schema(
+        operation_id="getProgress",
+        summary="The latest progress of a job",
+        responses={200: s.ProgressResponseSerializer, **_errors(401, 403, 404, 429)},
+        tags=["jobs"],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        return Response({"jobId": job.id, "status": job.status, "progress": job.progress})
+
+
+class CheckpointView(ApiView):
+    scopes_by_method = {"POST": (scopes.EVENT,)}
+
+    @extend_schema(
+        operation_id="checkpointJob",
+        summary="Store a checkpoint (any JSON object); kept across retries",
+        request={"application/json": {"type": "object", "additionalProperties": True}},
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
+            raise ApiError(413, "payload_too_large", "Checkpoint exceeds 1 MiB when serialized")
+        services.checkpoint_job(job, body, claim_id=request.headers.get("X-Claim-Id"))
+        return Response(s.status_json(job))
+
+
+class EventView(ApiView):
+    scopes_by_method = {"POST": (scopes.EVENT,)}
+
+    @extend_schema(
+        operation_id="sendEvent",
+        summary="Record a custom event",
+        request=s.EventBodySerializer,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        data = self.validate(s.EventBodySerializer, body)
+        services.record_custom_event(
+            job, data["type"], data.get("data"), claim_id=self.claim_id(request, body)
+        )
+        return Response(s.status_json(job))
+
+
+class KeepaliveView(ApiView):
+    scopes_by_method = {"POST": (scopes.KEEPALIVE,)}
+
+    @extend_schema(
+        operation_id="keepaliveJob",
+        summary="Extend the job's deadline (extendSeconds, default timeoutSeconds)",
+        request=s.KeepaliveSerializer,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        data = self.validate(s.KeepaliveSerializer, body)
+        services.keepalive_job(
+            job, data.get("extendSeconds"), claim_id=self.claim_id(request, body)
+        )
+        return Response(s.status_json(job))
+
+
+class CompleteView(ApiView):
+    scopes_by_method = {"POST": (scopes.COMPLETE,)}
+
+    @extend_schema(
+        operation_id="completeJob",
+        summary="Complete a running (or delivered) job",
+        request=s.CompleteSerializer,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        data = self.validate(s.CompleteSerializer, body)
+        services.complete_job(job, data.get("result"), claim_id=self.claim_id(request, body))
+        return Response(s.status_json(job))
+
+
+class FailView(ApiView):
+    scopes_by_method = {"POST": (scopes.FAIL,)}
+
+    @extend_schema(
+        operation_id="failJob",
+        summary="Fail the attempt: retried after the backoff while attempts are left, else dead",
+        request=s.FailSerializer,
+        parameters=[CLAIM_HEADER],
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        body = self.body(request)
+        data = self.validate(s.FailSerializer, body)
+        services.fail_job(
+            job, data["error"], retry=data["retry"], claim_id=self.claim_id(request, body)
+        )
+        return Response(s.status_json(job))
+
+
+class KillView(ApiView):
+    scopes_by_method = {"POST": (scopes.KILL,)}
+
+    @extend_schema(
+        operation_id="killJob",
+        summary="Kill a job that is not finished",
+        request=s.KillSerializer,
+        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
+        tags=["jobs"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        data = self.validate(s.KillSerializer, self.body(request))
+        services.kill_job(job, data.get("reason") or None)
+        return Response(s.status_json(job))
+
+
+class RetryView(ApiView):
+    scopes_by_method = {"POST": (scopes.RETRY,)}
+
+    @extend_schema(
+        operation_id="retryJob",
+        summary="Re-queue a dead or killed job with its attempts reset",
+        request=None,
+        responses={200: s.StatusSerializer, **_errors(401, 403, 404, 409, 429)},
+        tags=["jobs"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        services.retry_job(job)
+        return Response(s.status_json(job))
+
+
+class JobDetailView(ApiView):
+    scopes_by_method = {"GET": (scopes.READ,)}
+
+    @extend_schema(
+        operation_id="getJob",
+        summary="A job with its event history",
+        responses={200: s.JobDetailSerializer, **_errors(401, 403, 404, 429)},
+        tags=["jobs"],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        latest = list(JobEvent.objects.filter(job=job).order_by("-id")[:MAX_DETAIL_EVENTS])
+        body = s.job_json(job)
+        body["events"] = [s.event_json(e) for e in reversed(latest)]
+        return Response(body)
+
+
+class LogsView(ApiView):
+    scopes_by_method = {"POST": (scopes.EVENT,), "GET": (scopes.READ,)}
+    parser_classes = [CappedJSONParser, NDJSONParser, JSONLinesParser]
+
+    @extend_schema(
+        operation_id="appendLogs",
+        summary="Append log lines: NDJSON (optionally gzip) or a JSON array",
+        request={
+            "application/json": {"type": "array", "items": {"type": "object"}},
+            "application/x-ndjson": {"type": "string"},
+        },
+        responses={202: s.AcceptedSerializer, **_errors(*COMMON, 409)},
+        tags=["workers"],
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        data = request.data
+        if isinstance(data, dict) and isinstance(data.get("logs"), list):
+            data = data["logs"]  # {"logs": [...]} is accepted too
+        elif isinstance(data, dict) and data:
+            data = [data]  # a single line object
+        lines, errors = s.parse_log_lines(data)
+        if errors:
+            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+        accepted = services.append_logs(job, lines)
+        return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="readLogs",
+        summary="Read log lines by sequence cursor",
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="lines with seq > after"),
+            OpenApiParameter(
+                "before",
+                OpenApiTypes.INT,
+                description="lines with seq < before (newest first window)",
+            ),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1-1000, default 100"),
+            OpenApiParameter(
+                "level", OpenApiTypes.STR, description="a level or comma-separated levels"
+            ),
+            OpenApiParameter("q", OpenApiTypes.STR, description="text search in messages"),
+        ],
+        responses={200: s.LogListSerializer, **_errors(400, 401, 403, 404, 429)},
+        tags=["jobs"],
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = self.get_job(job_id)
+        params = request.query_params
+        errors: dict[str, list[str]] = {}
+        limit = _int_param(params, "limit", 100, 1, 1000, errors)
+        after = _int_param(params, "after", 0, 0, 2**31 - 1, errors)
+        before = _int_param(params, "before", 0, 0, 2**31 - 1, errors)
+        qs = JobLog.objects.filter(job=job)
+        if params.get("level"):
+            levels = [v.strip().lower() for v in params["level"].split(",") if v.strip()]
+            levels = [s.LEVEL_ALIASES.get(v, v) for v in levels]
+            bad = [v for v in levels if v not in services.LOG_LEVELS]
+            if bad:
+                errors["level"] = [f"Unknown level: {', '.join(bad)}"]
+            qs = qs.filter(level__in=levels)
+        q = params.get("q", "")
+        if len(q) > 200:
+            errors["q"] = ["At most 200 characters"]
+        elif q:
+            qs = qs.filter(message__icontains=q)
+        if errors:
+            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+        if after:
+            qs = qs.filter(seq__gt=after)
+        if before:
+            # The window just before BEFORE (paging back through older lines), oldest first.
+            qs = qs.filter(seq__lt=before)
+            rows = list(qs.order_by("-seq")[: limit + 1])
+            more = len(rows) > limit
+            rows = list(reversed(rows[:limit]))
+        else:
+            rows = list(qs.order_by("seq")[: limit + 1])
+            more = len(rows) > limit
+            rows = rows[:limit]
+        return Response({"logs": [s.log_json(line) for line in rows], "hasMore": more})
+
+
+# --- batch complete / fail (beyond) ---------------------------------------------------------
+
+
+class _BatchView(ApiView):
+    action_name = ""
+
+    def handle_item(self, job: Job, item: dict) -> None:
+        raise NotImplementedError
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if isinstance(data, dict) and isinstance(data.get("jobs"), list):
+            data = data["jobs"]
+        if not isinstance(data, list) or not data or len(data) > 1000:
+            raise ApiError(
+                400,
+                "validation_error",
+                "Expected a list of 1 to 1000 items",
+                details={"non_field_errors": ["Expected a list of 1 to 1000 items"]},
+            )
+        results: list[dict[str, Any]] = []
+        for item in data:
+            serializer = s.BatchItemSerializer(data=item)
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(item, dict) or not serializer.is_valid():
+                results.append(
+                    {
+                        "id": str(item_id or ""),
+                        "ok": False,
+                        "code": "validation_error",
+                        "error": "Validation failed",
+                    }
+                )
+                continue
+            clean = serializer.validated_data
+            job = Job.objects.filter(pk=clean["id"], space=self.key.space).first()
+            try:
+                if job is None:
+                    raise services.not_found()
+                self.handle_item(job, clean)
+                results.append({"id": job.id, "ok": True, "status": job.status})
+            except JobError as exc:
+                results.append(
+                    {"id": clean["id"], "ok": False, "code": exc.code, "error": exc.message}
+                )
+        return Response({"results": results})
+
+
+class BatchCompleteView(_BatchView):
+    scopes_by_method = {"POST": (scopes.COMPLETE,)}
+
+    def handle_item(self, job: Job, item: dict) -> None:
+        services.complete_job(job, item.get("result"), claim_id=item.get("claimId"))
+
+    @extend_schema(
+        operation_id="completeJobsBatch",
+        summary="Complete many jobs: a list of {id, claimId?, result?}; answered per item",
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={200: s.BatchResponseSerializer, **_errors(400, 401, 403, 413, 415, 429)},
+        tags=["workers"],
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+
+class BatchFailView(_BatchView):
+    scopes_by_method = {"POST": (scopes.FAIL,)}
+
+    def handle_item(self, job: Job, item: dict) -> None:
+        if not item.get("error"):
+            raise JobError(400, "validation_error", "error is required")
+        services.fail_job(
+            job, item["error"], retry=item.get("retry", True), claim_id=item.get("claimId")
+        )
+
+    @extend_schema(
+        operation_id="failJobsBatch",
+        summary="Fail many jobs: a list of {id, claimId?, error, retry?}; answered per item",
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={200: s.BatchResponseSerializer, **_errors(400, 401, 403, 413, 415, 429)},
+        tags=["workers"],
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)

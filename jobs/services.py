@@ -1,0 +1,767 @@
+"""The job lifecycle: the one module that changes a job's status.
+
+Every transition runs in one transaction on a locked row (select_for_update) or a conditional
+UPDATE whose row count is checked, and writes exactly one job event through jobs.events, whose
+side effects (streams, notifications, long-poll wakeups) leave only after commit.
+
+Ordering of the queue: priority (higher first), then available_at (when the job became
+available), then id. SQLite runs every transaction IMMEDIATE (see settings), so a claim there is
+as atomic as the PostgreSQL `UPDATE ... RETURNING` fed by `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from ulid import ULID
+
+from config.exceptions import ApiError
+from spaces.models import Space
+
+from . import events, wakeup
+from .models import Job, JobLog
+
+Status = Job.Status
+
+# How many rows one sweep or bulk step touches per transaction.
+BATCH_SIZE = 500
+MAX_BULK_CREATE = 1000
+MAX_POLL_COUNT = 50
+# Backoff defaults (SPEC section 2): exponential from 1 s, capped at 1 h, with jitter.
+DEFAULT_BACKOFF = {
+    "type": "exponential",
+    "delaySeconds": 1,
+    "maxDelaySeconds": 3600,
+    "jitter": True,
+}
+DELIVERY_TIMEOUT_ERROR = "delivery attempts exhausted"
+# A job handed out more than max_retries + this many times without an ack goes dead.
+EXTRA_DELIVERIES = 3
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+class JobError(ApiError):
+    """A lifecycle error, answered as JSON with its status and code."""
+
+
+def not_found() -> JobError:
+    return JobError(404, "not_found", "Job not found")
+
+
+def _new_claim_id() -> str:
+    return str(ULID())
+
+
+def _notify_pending_on_commit(space_ids: Iterable[int]) -> None:
+    ids = set(space_ids)
+    if ids:
+        transaction.on_commit(lambda: wakeup.notify(ids), robust=True)
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def _build(space: Space, data: dict, now: datetime) -> Job:
+    scheduled_for = data.get("scheduled_for")
+    future = scheduled_for is not None and scheduled_for > now
+    return Job(
+        space=space,
+        name=data["name"],
+        payload=data.get("payload"),
+        status=Status.SCHEDULED if future else Status.PENDING,
+        priority=data.get("priority") or 0,
+        max_retries=data.get("max_retries", 3),
+        timeout_seconds=data.get("timeout_seconds", 300),
+        scheduled_for=scheduled_for,
+        available_at=scheduled_for if future else now,
+        backoff=data.get("backoff"),
+        idempotency_key=data.get("idempotency_key"),
+        callback_url=data.get("callback_url") or "",
+        callback_headers=data.get("callback_headers") or {},
+    )
+
+
+def create_job(space: Space, data: dict) -> tuple[Job, bool]:
+    """Create one job; (job, created). A repeat of an idempotency key returns the existing job."""
+    key = data.get("idempotency_key")
+    with transaction.atomic():
+        if key is not None:
+            existing = Job.objects.filter(space=space, idempotency_key=key).first()
+            if existing is not None:
+                return existing, False
+        job = _build(space, data, timezone.now())
+        try:
+            # A savepoint: a concurrent create with the same key makes this insert fail on the
+            # unique index (PostgreSQL waits for the other transaction first), and the winner's
+            # row is then visible to the select below.
+            with transaction.atomic():
+                job.save(force_insert=True)
+                events.record(job, "created", previous_status=None)
+        except IntegrityError:
+            if key is None:
+                raise
+            return Job.objects.get(space=space, idempotency_key=key), False
+        if job.status == Status.PENDING:
+            _notify_pending_on_commit([space.pk])
+        return job, True
+
+
+def create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
+    """Create many jobs in one transaction with one bulk insert; results in input order."""
+    if len(items) > MAX_BULK_CREATE:
+        raise JobError(400, "too_many_jobs", f"At most {MAX_BULK_CREATE} jobs per request")
+    try:
+        return _create_jobs(space, items)
+    except IntegrityError:
+        # Lost an idempotency-key race with a concurrent create: redo it, now seeing the winner.
+        return _create_jobs(space, items)
+
+
+def _create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
+    now = timezone.now()
+    with transaction.atomic():
+        keys = {d["idempotency_key"] for d in items if d.get("idempotency_key") is not None}
+        existing: dict[str, Job] = {}
+        if keys:
+            existing = {
+                j.idempotency_key: j
+                for j in Job.objects.filter(space=space, idempotency_key__in=keys)
+            }
+        results: list[tuple[Job, bool]] = []
+        new_jobs: list[Job] = []
+        for data in items:
+            key = data.get("idempotency_key")
+            if key is not None and key in existing:
+                results.append((existing[key], False))
+                continue
+            job = _build(space, data, now)
+            if key is not None:
+                existing[key] = job  # a duplicate key later in the same batch maps to this one
+            new_jobs.append(job)
+            results.append((job, True))
+        if new_jobs:
+            Job.objects.bulk_create(new_jobs)
+            events.record_many(
+                events.build(job, "created", previous_status=None) for job in new_jobs
+            )
+            if any(job.status == Status.PENDING for job in new_jobs):
+                _notify_pending_on_commit([space.pk])
+        return results
+
+
+# --- poll and claim -------------------------------------------------------------------------
+
+
+def _space_paused(space: Space) -> bool:
+    # Read fresh: the key's space row was loaded at authentication time.
+    return Space.objects.filter(pk=space.pk, paused_at__isnull=False).exists()
+
+
+def poll_jobs(
+    space: Space, *, count: int = 1, names: list[str] | None = None, ack: bool = False
+) -> list[Job]:
+    """Atomically claim up to COUNT pending jobs (optionally only NAMES), in queue order.
+
+    With ACK the jobs go straight to running (the execution deadline starts), saving the worker
+    its ack call.
+    """
+    count = max(1, min(int(count), MAX_POLL_COUNT))
+    if _space_paused(space):
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            ids = _claim_postgres(space, count, names, ack, now)
+        else:
+            ids = _claim_portable(space, count, names, ack, now)
+        if not ids:
+            return []
+        by_id = {job.id: job for job in Job.objects.filter(id__in=ids)}
+        jobs = sorted(
+            (by_id[i] for i in ids),
+            key=lambda j: (-j.priority, j.available_at, j.id),
+        )
+        events.record_many(
+            events.build(job, "started" if ack else "delivered", previous_status=Status.PENDING)
+            for job in jobs
+        )
+    return jobs
+
+
+def _claim_postgres(
+    space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
+) -> list[str]:
+    # One statement: lock the first COUNT pending rows of the space's queue through the partial
+    # index, skipping rows other pollers hold, and hand each a fresh claim id. The cost depends
+    # on COUNT only, not on how many jobs are pending or finished.
+    name_filter = "AND name = ANY(%s)" if names else ""
+    claim_ids = [_new_claim_id() for _ in range(count)]
+    status = Status.RUNNING if ack else Status.DELIVERED
+    deadline_column = "execution_deadline" if ack else "delivery_deadline"
+    other_deadline = "delivery_deadline" if ack else "execution_deadline"
+    started = ", started_at = %s" if ack else ""
+    # An ack (here implied) resets the count of unacknowledged hand-outs.
+    delivery_count = "0" if ack else "j.delivery_count + 1"
+    sql = f"""
+        WITH locked AS (
+            SELECT id FROM jobs_job
+            WHERE space_id = %s AND status = 'pending' {name_filter}
+            ORDER BY priority DESC, available_at, id
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            SELECT id, row_number() OVER (ORDER BY id) AS rn FROM locked
+        )
+        UPDATE jobs_job AS j
+        SET status = %s,
+            claim_id = (%s::varchar[])[picked.rn],
+            {deadline_column} = %s + make_interval(secs => j.timeout_seconds),
+            {other_deadline} = NULL,
+            delivered_at = %s,
+            updated_at = %s,
+            delivery_count = {delivery_count}
+            {started}
+        FROM picked
+        WHERE j.id = picked.id
+        RETURNING j.id
+    """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
+    params: list[Any] = [space.pk]
+    if names:
+        params.append(list(names))
+    params += [count, status, claim_ids, now, now, now]
+    if ack:
+        params.append(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _claim_portable(
+    space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
+) -> list[str]:
+    # SQLite: the surrounding transaction is IMMEDIATE, so it holds the write lock from its
+    # first statement and no other claim can interleave.
+    qs = Job.objects.filter(space=space, status=Status.PENDING)
+    if names:
+        qs = qs.filter(name__in=names)
+    jobs = list(qs.order_by("-priority", "available_at", "id")[:count])
+    claimed: list[str] = []
+    for job in jobs:
+        updates: dict[str, Any] = {
+            "status": Status.RUNNING if ack else Status.DELIVERED,
+            "claim_id": _new_claim_id(),
+            "delivered_at": now,
+            "updated_at": now,
+            "delivery_count": job.delivery_count + 1,
+        }
+        deadline = now + timedelta(seconds=job.timeout_seconds)
+        if ack:
+            updates |= {
+                "execution_deadline": deadline,
+                "delivery_deadline": None,
+                "started_at": now,
+                "delivery_count": 0,
+            }
+        else:
+            updates |= {"delivery_deadline": deadline, "execution_deadline": None}
+        # Conditional on the status, and the row count checked: belt and braces.
+        if Job.objects.filter(pk=job.pk, status=Status.PENDING).update(**updates) == 1:
+            claimed.append(job.id)
+    return claimed
+
+
+def claim_job(space: Space, job_id: str) -> Job:
+    """Claim one pending job by id (the HTTP push receiver's call)."""
+    job = Job.objects.filter(pk=job_id, space=space).only("id", "status").first()
+    if job is None:
+        raise not_found()
+    if _space_paused(space):
+        raise JobError(409, "space_paused", "The space is paused: no jobs are handed out")
+    now = timezone.now()
+    with transaction.atomic():
+        job = _lock(job)
+        if job.status == Status.KILLED:
+            raise _killed()
+        if job.status != Status.PENDING:
+            raise _invalid(job, "claim")
+        job.status = Status.DELIVERED
+        job.claim_id = _new_claim_id()
+        job.delivered_at = now
+        job.delivery_deadline = now + timedelta(seconds=job.timeout_seconds)
+        job.execution_deadline = None
+        job.delivery_count += 1
+        job.save()
+        events.record(job, "delivered", previous_status=Status.PENDING)
+    return job
+
+
+# --- worker calls on one job ----------------------------------------------------------------
+
+
+def _lock(job: Job) -> Job:
+    try:
+        return Job.objects.select_for_update().get(pk=job.pk)
+    except Job.DoesNotExist:
+        raise not_found() from None
+
+
+def _killed() -> JobError:
+    return JobError(409, "job_killed", "The job was killed")
+
+
+def _invalid(job: Job, action: str) -> JobError:
+    return JobError(409, "invalid_transition", f"Cannot {action} a job that is {job.status}")
+
+
+def _check(job: Job, claim_id: str | None, allowed: Iterable[str], action: str) -> None:
+    """The checks every worker call makes on the locked row, in this order."""
+    if job.status == Status.KILLED:
+        raise _killed()
+    if claim_id is not None and claim_id != job.claim_id:
+        raise JobError(409, "stale_claim", "The claim id is no longer this job's current claim")
+    if job.status not in allowed:
+        raise _invalid(job, action)
+
+
+def _refresh(target: Job, source: Job) -> None:
+    """Copy the locked row's state back into the caller's instance."""
+    for field in Job._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+
+
+def ack_job(job: Job, *, claim_id: str | None = None) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.DELIVERED], "ack")
+        locked.status = Status.RUNNING
+        locked.started_at = now
+        locked.execution_deadline = now + timedelta(seconds=locked.timeout_seconds)
+        locked.delivery_deadline = None
+        locked.delivery_count = 0
+        locked.save()
+        events.record(locked, "started", previous_status=Status.DELIVERED)
+    _refresh(job, locked)
+    return job
+
+
+def report_progress(
+    job: Job,
+    percent: float,
+    message: str,
+    sub_progress: dict | None = None,
+    *,
+    claim_id: str | None = None,
+) -> Job:
+    now = timezone.now()
+    data: dict[str, Any] = {"percent": percent, "message": message}
+    if sub_progress is not None:
+        data["subProgress"] = sub_progress
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.RUNNING], "report progress on")
+        locked.progress = data | {"updatedAt": now.isoformat()}
+        locked.execution_deadline = now + timedelta(seconds=locked.timeout_seconds)
+        locked.save(update_fields=["progress", "execution_deadline", "updated_at"])
+        events.record(locked, "progress", data)
+    _refresh(job, locked)
+    return job
+
+
+def checkpoint_job(job: Job, data: dict, *, claim_id: str | None = None) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.RUNNING], "checkpoint")
+        locked.execution_deadline = now + timedelta(seconds=locked.timeout_seconds)
+        locked.save(update_fields=["execution_deadline", "updated_at"])
+        events.record(locked, "checkpoint", data)
+    _refresh(job, locked)
+    return job
+
+
+# Event types a worker may not forge with /event: they mean lifecycle transitions.
+RESERVED_EVENT_TYPES = frozenset(
+    {
+        "created",
+        "scheduled",
+        "pending",
+        "delivered",
+        "started",
+        "progress",
+        "checkpoint",
+        "logs",
+        "retried",
+        "completed",
+        "dead",
+        "killed",
+        "callback_sent",
+        "callback_failed",
+        "keepalive",
+        "init",
+        "connected",
+    }
+)
+
+
+def record_custom_event(job: Job, type: str, data: Any, *, claim_id: str | None = None) -> Job:
+    if type in RESERVED_EVENT_TYPES:
+        raise JobError(
+            400,
+            "validation_error",
+            "Validation failed",
+            details={"type": [f"'{type}' is a reserved event type"]},
+        )
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "send an event for")
+        events.record(locked, type, data)
+    _refresh(job, locked)
+    return job
+
+
+def keepalive_job(
+    job: Job, extend_seconds: int | None = None, *, claim_id: str | None = None
+) -> Job:
+    """Push the current deadline to now + EXTEND_SECONDS (default: the job's timeout)."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "keep alive")
+        seconds = extend_seconds or locked.timeout_seconds
+        deadline = now + timedelta(seconds=seconds)
+        if locked.status == Status.RUNNING:
+            locked.execution_deadline = deadline
+            field = "execution_deadline"
+        else:
+            locked.delivery_deadline = deadline
+            field = "delivery_deadline"
+        locked.save(update_fields=[field, "updated_at"])
+        events.record(
+            locked, "keepalive", {"extendSeconds": seconds, "deadline": deadline.isoformat()}
+        )
+    _refresh(job, locked)
+    return job
+
+
+def append_logs(job: Job, lines: list[dict]) -> int:
+    """Store validated log lines ({level, message, timestamp, attributes}); one `logs` event."""
+    if not lines:
+        return 0
+    with transaction.atomic():
+        # The row lock serialises seq assignment per job.
+        locked = _lock(job)
+        if locked.status == Status.KILLED:
+            raise _killed()
+        first = locked.log_seq + 1
+        rows = [
+            JobLog(
+                job_id=locked.pk,
+                seq=first + i,
+                level=line["level"],
+                message=line["message"],
+                timestamp=line["timestamp"],
+                attributes=line.get("attributes") or {},
+                attempt_number=locked.attempt_number,
+            )
+            for i, line in enumerate(lines)
+        ]
+        JobLog.objects.bulk_create(rows)
+        locked.log_seq = first + len(rows) - 1
+        locked.save(update_fields=["log_seq", "updated_at"])
+        levels = Counter(line["level"] for line in lines)
+        events.record(locked, "logs", {"count": len(rows), "levels": dict(levels)})
+    _refresh(job, locked)
+    return len(rows)
+
+
+def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "complete")
+        previous = locked.status
+        locked.status = Status.COMPLETED
+        locked.result = result
+        locked.completed_at = now
+        if locked.started_at is None:
+            locked.started_at = now  # completing a delivered job implies the ack
+        locked.delivery_deadline = None
+        locked.execution_deadline = None
+        locked.save()
+        events.record(locked, "completed", {"result": result}, previous_status=previous)
+    _refresh(job, locked)
+    return job
+
+
+def backoff_delay(job: Job, failed_attempt: int) -> float:
+    """Seconds to wait after FAILED_ATTEMPT (1-based) before the next attempt.
+
+    exponential: delaySeconds * 2^(failed_attempt - 1); fixed: delaySeconds; both capped at
+    maxDelaySeconds. Jitter picks uniformly in [delay / 2, delay] so retries of jobs that
+    failed together spread out.
+    """
+    policy = DEFAULT_BACKOFF | (job.backoff or {})
+    base = float(policy.get("delaySeconds") or 0)
+    cap = float(policy.get("maxDelaySeconds") or DEFAULT_BACKOFF["maxDelaySeconds"])
+    if policy.get("type") == "fixed":
+        delay = base
+    else:
+        delay = base * (2 ** min(max(failed_attempt - 1, 0), 40))
+    delay = min(delay, cap)
+    if policy.get("jitter") and delay > 0:
+        delay = random.uniform(delay / 2, delay)
+    return delay
+
+
+def _fail_locked(locked: Job, error: str, retry: bool, now: datetime) -> events.JobEvent:
+    """Apply a failed attempt to a locked job; returns the unsaved event. Caller saves."""
+    previous = locked.status
+    locked.last_error = error
+    locked.delivery_deadline = None
+    locked.execution_deadline = None
+    locked.claim_id = None
+    locked.delivery_count = 0
+    if retry and locked.attempt_number <= locked.max_retries:
+        delay = backoff_delay(locked, locked.attempt_number)
+        locked.attempt_number += 1
+        locked.available_at = now + timedelta(seconds=delay)
+        locked.status = Status.SCHEDULED if delay > 0 else Status.PENDING
+        data = {
+            "error": error,
+            "attemptNumber": locked.attempt_number,
+            "availableAt": locked.available_at.isoformat(),
+        }
+        return events.build(locked, "retried", data, previous_status=previous)
+    locked.status = Status.DEAD
+    locked.completed_at = now
+    return events.build(locked, "dead", {"error": error}, previous_status=previous)
+
+
+def fail_job(job: Job, error: str, *, retry: bool = True, claim_id: str | None = None) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "fail")
+        event = _fail_locked(locked, error, retry, now)
+        locked.save()
+        events.record_many([event])
+        if locked.status == Status.PENDING:
+            _notify_pending_on_commit([locked.space_id])
+    _refresh(job, locked)
+    return job
+
+
+def kill_job(job: Job, reason: str | None = None) -> Job:
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        if locked.status == Status.KILLED:
+            raise _killed()
+        if locked.is_terminal:
+            raise _invalid(locked, "kill")
+        previous = locked.status
+        locked.status = Status.KILLED
+        locked.completed_at = now
+        locked.delivery_deadline = None
+        locked.execution_deadline = None
+        locked.save()
+        events.record(locked, "killed", {"reason": reason}, previous_status=previous)
+    _refresh(job, locked)
+    return job
+
+
+def _requeue_for_retry(locked: Job, now: datetime) -> events.JobEvent:
+    previous = locked.status
+    locked.status = Status.PENDING
+    locked.attempt_number = 1
+    locked.delivery_count = 0
+    locked.available_at = now
+    locked.claim_id = None
+    locked.delivery_deadline = None
+    locked.execution_deadline = None
+    locked.completed_at = None
+    locked.result = None
+    return events.build(locked, "pending", {"reason": "retry"}, previous_status=previous)
+
+
+def retry_job(job: Job) -> Job:
+    """Dead or killed -> pending again with its attempts reset (the dead-letter redrive)."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock(job)
+        if locked.status not in (Status.DEAD, Status.KILLED):
+            raise _invalid(locked, "retry")
+        event = _requeue_for_retry(locked, now)
+        locked.save()
+        events.record_many([event])
+        _notify_pending_on_commit([locked.space_id])
+    _refresh(job, locked)
+    return job
+
+
+# --- bulk actions (admin, dashboard) --------------------------------------------------------
+
+
+def _batches(queryset: QuerySet, statuses: Iterable[str]) -> Iterable[list[str]]:
+    ids = queryset.filter(status__in=list(statuses)).values_list("pk", flat=True)
+    last = ""
+    while True:
+        batch = list(ids.filter(pk__gt=last).order_by("pk")[:BATCH_SIZE])
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]
+
+
+def _lock_batch(ids: list[str], statuses: Iterable[str]) -> list[Job]:
+    qs = Job.objects.filter(pk__in=ids, status__in=list(statuses)).order_by("pk")
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update(skip_locked=True)
+    return list(qs)
+
+
+_SAVE_FIELDS = [
+    "status",
+    "attempt_number",
+    "delivery_count",
+    "available_at",
+    "claim_id",
+    "delivery_deadline",
+    "execution_deadline",
+    "completed_at",
+    "result",
+    "last_error",
+    "updated_at",
+]
+
+
+def _save_batch(jobs: list[Job], now: datetime) -> None:
+    for job in jobs:
+        job.updated_at = now
+    Job.objects.bulk_update(jobs, _SAVE_FIELDS)
+
+
+def bulk_kill(queryset: QuerySet, reason: str | None = None) -> int:
+    """Kill every non-terminal job of QUERYSET, in batches; returns how many were killed."""
+    done = 0
+    for ids in _batches(queryset, Job.ACTIVE):
+        now = timezone.now()
+        with transaction.atomic():
+            jobs = _lock_batch(ids, Job.ACTIVE)
+            built = []
+            for job in jobs:
+                previous = job.status
+                job.status = Status.KILLED
+                job.completed_at = now
+                job.delivery_deadline = None
+                job.execution_deadline = None
+                built.append(
+                    events.build(job, "killed", {"reason": reason}, previous_status=previous)
+                )
+            _save_batch(jobs, now)
+            events.record_many(built)
+            done += len(jobs)
+    return done
+
+
+def bulk_retry(queryset: QuerySet) -> int:
+    """Re-queue every dead or killed job of QUERYSET, in batches; returns how many."""
+    done = 0
+    finished = [Status.DEAD, Status.KILLED]
+    for ids in _batches(queryset, finished):
+        now = timezone.now()
+        with transaction.atomic():
+            jobs = _lock_batch(ids, finished)
+            built = [_requeue_for_retry(job, now) for job in jobs]
+            _save_batch(jobs, now)
+            events.record_many(built)
+            _notify_pending_on_commit({job.space_id for job in jobs})
+            done += len(jobs)
+    return done
+
+
+# --- the sweeper ----------------------------------------------------------------------------
+
+
+def _due(status: str, field: str, now: datetime, inclusive: bool) -> list[Job]:
+    lookup = f"{field}__lte" if inclusive else f"{field}__lt"
+    qs = Job.objects.filter(status=status, **{lookup: now}).order_by(field, "pk")
+    if connection.vendor == "postgresql":
+        # Several sweepers at once each take different rows; none transitions a job twice.
+        qs = qs.select_for_update(skip_locked=True)
+    return list(qs[:BATCH_SIZE])
+
+
+def _sweep_step(kind: str, now: datetime) -> int:
+    with transaction.atomic():
+        if kind == "scheduled":
+            # A scheduled job becomes pending once its time is reached (at the instant itself).
+            jobs = _due(Status.SCHEDULED, "available_at", now, inclusive=True)
+        elif kind == "delivery":
+            # A deadline is inclusive: the holder may still act at the deadline instant; the
+            # job is taken back once the deadline is past.
+            jobs = _due(Status.DELIVERED, "delivery_deadline", now, inclusive=False)
+        else:
+            jobs = _due(Status.RUNNING, "execution_deadline", now, inclusive=False)
+        if not jobs:
+            return 0
+        built = []
+        for job in jobs:
+            previous = job.status
+            if kind == "scheduled":
+                job.status = Status.PENDING
+                built.append(
+                    events.build(job, "pending", {"reason": "scheduled"}, previous_status=previous)
+                )
+            elif kind == "delivery":
+                job.claim_id = None
+                job.delivery_deadline = None
+                if job.delivery_count > job.max_retries + EXTRA_DELIVERIES:
+                    job.status = Status.DEAD
+                    job.last_error = DELIVERY_TIMEOUT_ERROR
+                    job.completed_at = now
+                    job.delivery_count = 0
+                    built.append(
+                        events.build(
+                            job, "dead", {"error": DELIVERY_TIMEOUT_ERROR}, previous_status=previous
+                        )
+                    )
+                else:
+                    job.status = Status.PENDING
+                    built.append(
+                        events.build(
+                            job, "pending", {"reason": "delivery_timeout"}, previous_status=previous
+                        )
+                    )
+            else:
+                built.append(_fail_locked(job, "timeout", True, now))
+        _save_batch(jobs, now)
+        events.record_many(built)
+        _notify_pending_on_commit({j.space_id for j in jobs if j.status == Status.PENDING})
+        return len(jobs)
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Enforce the deadlines due at NOW; returns how many jobs each kind moved."""
+    now = now or timezone.now()
+    counts = {"scheduled": 0, "delivery": 0, "execution": 0}
+    for kind in counts:
+        while True:
+            moved = _sweep_step(kind, now)
+            counts[kind] += moved
+            if moved < BATCH_SIZE:
+                break
+    return counts
+
+
+def payload_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
