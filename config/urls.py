@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.api.urls")),
+    path("api/v1/", include("schedules.api.urls")),
     path("", include("dashboard.urls")),
 ]
 

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "spaces",
     "jobs",
     "notifications",
+    "schedules",
     "dashboard",
 ]
 
