@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from jobs import scheduler
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_registered_tasks_run_when_due_and_a_failing_one_does_not_stop_the_others(monkeypatch):
+    monkeypatch.setattr(scheduler, "periodic_tasks", {})
+    calls = []
+    scheduler.register_periodic("ok", lambda: calls.append("ok") or 1, every=1.0)
+
+    def broken():
+        raise RuntimeError("boom")
+
+    scheduler.register_periodic("broken", broken, every=1.0)
+    results = scheduler.run_due(now=100.0)
+    assert results["ok"] == 1 and isinstance(results["broken"], RuntimeError)
+    assert scheduler.run_due(now=100.5) == {}
+    assert set(scheduler.run_due(now=101.0)) == {"ok", "broken"}
+    assert calls == ["ok", "ok"]
+
+
+def test_the_sweeper_is_registered():
+    assert "jobs.sweep" in scheduler.periodic_tasks
+
+
+def test_run_scheduler_stops_cleanly_on_sigterm(tmp_path):
+    env = os.environ | {"VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        assert "scheduler running" in first
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "scheduler stopped" in out
