@@ -69,10 +69,16 @@ INSTALLED_APPS = [
     "notifications",
     "schedules",
     "dashboard",
+    # Operations: metrics and transition logs wired in every process (config/apps.py).
+    "config.apps.OperationsConfig",
 ]
 
 MIDDLEWARE = [
+    # First, so it times and logs everything below it (config/middleware.py).
+    "config.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /healthz, /readyz and /metrics, answered before host validation and sessions.
+    "config.middleware.ProbeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -219,6 +225,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Outbound HTTP (notifications): refusal of private and loopback targets is lifted only for
 # local development and tests.
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", default=False)
+
+# --- Operations (docs/operations.md) ---------------------------------------------------------
+# /metrics: a bearer token and/or client networks (CIDR); with neither set it answers 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", default="") or ""
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Database-derived metrics are cached this long, and cover at most this many spaces.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5.0)
+METRICS_MAX_SPACES = env.int("METRICS_MAX_SPACES", default=1000)
+# Retention: jobs deleted per transaction, and the time one scheduler pass may spend.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=500)
+RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", default=20.0)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,0 +1,450 @@
+"""Prometheus metrics: `GET /metrics`.
+
+Two kinds of series, documented in docs/operations.md:
+
+- Process metrics (counters, histograms, the stream-connection gauge) count what happened in
+  the process that is scraped. Scrape every web process; with PROMETHEUS_MULTIPROC_DIR set
+  (prometheus-client's multi-process mode) the processes of one host share them through files
+  in that directory and any one of them answers for all.
+- Database metrics (jobs per space and status, queue age, deliveries) describe the whole
+  cluster, read at scrape time from cheap queries: per-status counts come from
+  Space.status_counts (kept up to date by the event sequencer), never from COUNT(*) over jobs;
+  the queue age is a few index probes per space; deliveries are aggregated over a short recent
+  window through their (space, created_at) index. The result is cached for
+  METRICS_CACHE_SECONDS, so several scrapers cost the database no more than one.
+
+Access is controlled by METRICS_TOKEN (Authorization: Bearer) and METRICS_ALLOWED_NETWORKS
+(CIDR list, matched against REMOTE_ADDR); every rule that is set must pass. With neither set the
+endpoint answers 404: metrics are off until an operator turns them on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+log = logging.getLogger(__name__)
+transition_log = logging.getLogger("jobyard.transitions")
+
+# --- process metrics ---------------------------------------------------------------------------
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUEST_DURATION = Histogram(
+    "jobyard_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status code.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+CLAIM_DURATION = Histogram(
+    "jobyard_claim_duration_seconds",
+    "Time to answer a poll or claim request (a long poll includes its wait).",
+    ["endpoint", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+JOB_EVENTS = Counter(
+    "jobyard_job_events",
+    "Job events committed by this process, by event type (custom worker types count as custom).",
+    ["type"],
+)
+JOB_TRANSITIONS = Counter(
+    "jobyard_job_transitions",
+    "Job status changes committed by this process, by previous and new status.",
+    ["from_status", "to_status"],
+)
+RETENTION_DELETED = Counter(
+    "jobyard_retention_deleted_jobs",
+    "Finished jobs deleted by retention in this process, by status.",
+    ["status"],
+)
+# Open WebSocket streams in this process. Stream consumers increment it on connect and
+# decrement it on disconnect: STREAM_CONNECTIONS.labels(kind="job" | "space").inc() / .dec().
+# "livesum" adds up the live processes in multi-process mode and forgets dead ones.
+STREAM_CONNECTIONS = Gauge(
+    "jobyard_stream_connections",
+    "Open WebSocket streams, by kind (job or space).",
+    ["kind"],
+    multiprocess_mode="livesum",
+)
+
+# URL names whose timing feeds CLAIM_DURATION (jobs/api/urls.py).
+CLAIM_ROUTES = {"jobs-api-poll": "poll", "jobs-api-claim": "claim"}
+
+# Event types written by the service itself; anything else is a worker's custom /event type,
+# counted as "custom" so a client cannot grow the label set without bound.
+KNOWN_EVENT_TYPES = frozenset(
+    {
+        "created",
+        "scheduled",
+        "pending",
+        "delivered",
+        "started",
+        "progress",
+        "checkpoint",
+        "logs",
+        "retried",
+        "completed",
+        "dead",
+        "killed",
+        "callback_sent",
+        "callback_failed",
+    }
+)
+STATUSES = ("scheduled", "pending", "delivered", "running", "completed", "dead", "killed")
+
+
+def observe_request(
+    method: str, route: str, status: int, seconds: float, url_name: str | None
+) -> None:
+    """Called by RequestLogMiddleware once per request."""
+    REQUEST_DURATION.labels(method, route, str(status)).observe(seconds)
+    endpoint = CLAIM_ROUTES.get(url_name or "")
+    if endpoint is not None and method == "POST":
+        CLAIM_DURATION.labels(endpoint, str(status)).observe(seconds)
+
+
+def on_events_committed(sender: Any = None, events: Iterable[Any] = (), **kwargs: Any) -> None:
+    """Receiver of jobs.events.event_committed: counts events and logs each transition.
+
+    One log line per status change, at INFO when logs are JSON (production) and at DEBUG on
+    the human-readable default, where a line per transition would drown everything else.
+    """
+    level = logging.INFO if settings.LOG_FORMAT == "json" else logging.DEBUG
+    log_enabled = transition_log.isEnabledFor(level)
+    for event in events:
+        kind = event.type if event.type in KNOWN_EVENT_TYPES else "custom"
+        JOB_EVENTS.labels(kind).inc()
+        previous = event.previous_status
+        is_transition = kind == "created" or (previous is not None and previous != event.status)
+        if not is_transition:
+            continue
+        JOB_TRANSITIONS.labels(previous or "new", event.status).inc()
+        if log_enabled:
+            transition_log.log(level, "job %s", kind, extra=_transition_fields(event, kind))
+
+
+def _transition_fields(event: Any, kind: str) -> dict[str, Any]:
+    job = event.job
+    fields: dict[str, Any] = {
+        "space": _space_public_id(job),
+        "job_id": event.job_id,
+        "job_name": job.name,
+        "transition": kind,
+        "from_status": event.previous_status,
+        "status": event.status,
+        "attempt": event.attempt_number,
+    }
+    # Run time on the way out: from the ack (or delivery, for an implied ack) to the end.
+    started = job.started_at or job.delivered_at
+    if event.status in ("completed", "dead", "killed") and started and job.completed_at:
+        fields["duration_ms"] = round((job.completed_at - started).total_seconds() * 1000)
+    return fields
+
+
+def _space_public_id(job: Any) -> str:
+    from jobs.models import Job
+
+    if Job.space.is_cached(job):
+        return job.space.public_id
+    return _public_id_of_space(job.space_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_id_of_space(space_pk: int) -> str:
+    # Public ids never change, so one query per space and process is enough.
+    from spaces.models import Space
+
+    return Space.objects.filter(pk=space_pk).values_list("public_id", flat=True).first() or str(
+        space_pk
+    )
+
+
+# --- database metrics --------------------------------------------------------------------------
+
+# Oldest pending job of one space. The pending index is ordered by priority first, so a plain
+# MIN(available_at) would read every pending entry of the space. Instead, walk the distinct
+# priorities (a recursive skip scan, one index probe each) and take the first available_at
+# under each (one more probe): cost grows with the number of priorities in use, not of jobs.
+_OLDEST_PENDING_SQL_TEMPLATE = """
+WITH RECURSIVE prio(p, n) AS (
+    SELECT (SELECT priority FROM {table}
+            WHERE space_id = %(space)s AND status = 'pending'
+            ORDER BY priority DESC LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT priority FROM {table}
+            WHERE space_id = %(space)s AND status = 'pending' AND priority < prio.p
+            ORDER BY priority DESC LIMIT 1), n + 1
+    FROM prio WHERE prio.p IS NOT NULL AND n < %(limit)s
+)
+SELECT MIN((SELECT available_at FROM {table}
+             WHERE space_id = %(space)s AND status = 'pending' AND priority = prio.p
+             ORDER BY available_at LIMIT 1))
+FROM prio WHERE prio.p IS NOT NULL
+"""
+
+
+def _oldest_pending_sql() -> str:
+    from jobs.models import Job
+
+    return _OLDEST_PENDING_SQL_TEMPLATE.format(table=connection.ops.quote_name(Job._meta.db_table))
+
+
+# Past this many distinct priorities in one space the age covers the highest ones only.
+MAX_PRIORITIES_SCANNED = 50
+# Deliveries are reported over this recent window.
+DELIVERY_WINDOW_SECONDS = 300
+
+
+class DatabaseCollector:
+    """Cluster-wide series read from the database at scrape time, cached briefly."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: list[Metric] = []
+        self._cached_at = float("-inf")
+
+    def describe(self) -> list[Metric]:
+        # Registration must not query the database (it happens at import time).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        ttl = settings.METRICS_CACHE_SECONDS
+        # One scrape computes while concurrent ones wait and reuse its result.
+        with self._lock:
+            if time.monotonic() - self._cached_at >= ttl:
+                self._cached = self._compute()
+                self._cached_at = time.monotonic()
+            metrics = self._cached
+        yield from metrics
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cached_at = float("-inf")
+
+    def _compute(self) -> list[Metric]:
+        started = time.perf_counter()
+        up = GaugeMetricFamily(
+            "jobyard_metrics_database_up", "1 when the database metrics could be read."
+        )
+        try:
+            metrics = list(self._read())
+            up.add_metric([], 1)
+        except Exception as exc:
+            log.warning("metrics: database metrics failed", extra={"error": repr(exc)[:300]})
+            metrics = []
+            up.add_metric([], 0)
+        took = GaugeMetricFamily(
+            "jobyard_metrics_collect_seconds", "Time spent reading the database metrics."
+        )
+        took.add_metric([], time.perf_counter() - started)
+        return [*metrics, up, took]
+
+    def _read(self) -> Iterator[Metric]:
+        from notifications.models import NotificationDelivery
+        from spaces.models import Space
+
+        limit = settings.METRICS_MAX_SPACES
+        rows = list(
+            Space.objects.order_by("id").values_list(
+                "id",
+                "public_id",
+                "name",
+                "organization__slug",
+                "status_counts",
+                "paused_at",
+                "event_seq",
+            )[: limit + 1]
+        )
+        truncated = len(rows) > limit
+        rows = rows[:limit]
+        now = timezone.now()
+
+        info = GaugeMetricFamily(
+            "jobyard_space_info", "Names of each space (value 1).", labels=["space", "org", "name"]
+        )
+        jobs = GaugeMetricFamily(
+            "jobyard_jobs", "Jobs per space and status.", labels=["space", "status"]
+        )
+        paused = GaugeMetricFamily(
+            "jobyard_space_paused", "1 while the space is paused.", labels=["space"]
+        )
+        age = GaugeMetricFamily(
+            "jobyard_queue_oldest_pending_age_seconds",
+            "Seconds the oldest pending job of the space has waited (0 when none).",
+            labels=["space"],
+        )
+        seq = CounterMetricFamily(
+            "jobyard_space_events",
+            "Job events written in the space (its stream sequence number), across all processes.",
+            labels=["space"],
+        )
+        for pk, public_id, name, org, counts, paused_at, event_seq in rows:
+            counts = counts or {}
+            info.add_metric([public_id, org, name], 1)
+            for status in STATUSES:
+                jobs.add_metric([public_id, status], max(int(counts.get(status, 0) or 0), 0))
+            paused.add_metric([public_id], 1 if paused_at else 0)
+            seq.add_metric([public_id], event_seq or 0)
+            # Counts known and nothing pending: no need to look at the queue.
+            if counts and int(counts.get("pending", 0) or 0) <= 0:
+                age.add_metric([public_id], 0)
+                continue
+            oldest = oldest_pending(pk)
+            age.add_metric([public_id], max((now - oldest).total_seconds(), 0) if oldest else 0)
+
+        deliveries = GaugeMetricFamily(
+            "jobyard_notification_deliveries_recent",
+            f"Notification delivery attempts in the last {DELIVERY_WINDOW_SECONDS} s, "
+            "by channel and outcome.",
+            labels=["channel", "outcome"],
+        )
+        totals = {
+            (channel, outcome): 0
+            for channel in NotificationDelivery.Channel.values
+            for outcome in ("success", "failure")
+        }
+        since = now - timedelta(seconds=DELIVERY_WINDOW_SECONDS)
+        space_ids = [row[0] for row in rows]
+        for start in range(0, len(space_ids), 500):
+            # space_id IN (...) AND created_at >= since: the (space, created_at) index, so
+            # only the window's rows are read.
+            grouped = (
+                NotificationDelivery.objects.filter(
+                    space_id__in=space_ids[start : start + 500], created_at__gte=since
+                )
+                .order_by()
+                .values_list("channel", "success")
+                .annotate(n=Count("id"))
+            )
+            for channel, success, n in grouped:
+                key = (channel, "success" if success else "failure")
+                totals[key] = totals.get(key, 0) + n
+        for (channel, outcome), n in sorted(totals.items()):
+            deliveries.add_metric([channel, outcome], n)
+
+        spaces_truncated = GaugeMetricFamily(
+            "jobyard_metrics_spaces_truncated",
+            "1 when there are more spaces than METRICS_MAX_SPACES and some were left out.",
+        )
+        spaces_truncated.add_metric([], 1 if truncated else 0)
+        yield from (info, jobs, paused, age, seq, deliveries, spaces_truncated)
+
+
+def oldest_pending(space_pk: int) -> datetime | None:
+    """available_at of the space's oldest pending job, or None (see _OLDEST_PENDING_SQL_TEMPLATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_oldest_pending_sql(), {"space": space_pk, "limit": MAX_PRIORITIES_SCANNED})
+        row = cursor.fetchone()
+    value = row[0] if row else None
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # SQLite hands back text from a scalar subquery: convert it as the ORM would.
+        from django.utils.dateparse import parse_datetime
+
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)  # stored in UTC (USE_TZ)
+    return value
+
+
+DATABASE_COLLECTOR = DatabaseCollector()
+_DATABASE_REGISTRY = CollectorRegistry()
+_DATABASE_REGISTRY.register(DATABASE_COLLECTOR)
+
+
+def render() -> bytes:
+    """The exposition text: process metrics (or every local process's) plus database metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        process_part = generate_latest(registry)
+    else:
+        process_part = generate_latest(REGISTRY)
+    return process_part + generate_latest(_DATABASE_REGISTRY)
+
+
+# --- the endpoint ------------------------------------------------------------------------------
+
+
+@never_cache
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    denied = _check_access(request)
+    if denied is not None:
+        return denied
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _check_access(request: HttpRequest) -> HttpResponse | None:
+    token = settings.METRICS_TOKEN
+    networks = parse_networks(tuple(settings.METRICS_ALLOWED_NETWORKS))
+    if not token and not networks:
+        return _not_found()
+    if networks and not _address_allowed(request.META.get("REMOTE_ADDR", ""), networks):
+        # Same answer as "off": a caller outside the networks learns nothing.
+        return _not_found()
+    if token:
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            response = JsonResponse(
+                {"error": "Invalid or missing metrics token", "code": "invalid_metrics_token"},
+                status=401,
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return None
+
+
+def _not_found() -> HttpResponse:
+    return JsonResponse({"error": "Not found", "code": "not_found"}, status=404)
+
+
+@functools.lru_cache(maxsize=16)
+def parse_networks(
+    values: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """METRICS_ALLOWED_NETWORKS as networks; a bare address means just that host.
+
+    Raises ValueError on a malformed entry (the `operations.E001` system check reports it at
+    startup).
+    """
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def _address_allowed(address: str, networks: Iterable[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks if network.version == ip.version)
