@@ -1,3 +1,65 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+from . import views
+
+# Names carry the app prefix; the job page's path is part of the cross-team contract
+# (notifications link to {PUBLIC_URL}/spaces/<space id>/jobs/<job id>).
+urlpatterns = [
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/signup/", views.signup, name="dashboard-signup"),
+    path("", views.home, name="dashboard-home"),
+    path("organizations/new/", views.org_create, name="dashboard-org-create"),
+    path("orgs/<slug:slug>/", views.org_spaces, name="dashboard-org"),
+    path("orgs/<slug:slug>/switch/", views.org_switch, name="dashboard-org-switch"),
+    path("orgs/<slug:slug>/members/", views.org_members, name="dashboard-members"),
+    path(
+        "orgs/<slug:slug>/members/<int:membership_id>/role/",
+        views.member_role,
+        name="dashboard-member-role",
+    ),
+    path(
+        "orgs/<slug:slug>/members/<int:membership_id>/remove/",
+        views.member_remove,
+        name="dashboard-member-remove",
+    ),
+    path("spaces/<str:public_id>/", views.space_jobs, name="dashboard-space"),
+    path("spaces/<str:public_id>/chart.json", views.space_chart, name="dashboard-chart"),
+    path("spaces/<str:public_id>/counts.json", views.space_counts, name="dashboard-counts"),
+    path("spaces/<str:public_id>/jobs/bulk/", views.jobs_bulk, name="dashboard-jobs-bulk"),
+    path("spaces/<str:public_id>/jobs/<str:job_id>", views.job_detail, name="dashboard-job"),
+    path(
+        "spaces/<str:public_id>/jobs/<str:job_id>/kill",
+        views.job_kill,
+        name="dashboard-job-kill",
+    ),
+    path(
+        "spaces/<str:public_id>/jobs/<str:job_id>/retry",
+        views.job_retry,
+        name="dashboard-job-retry",
+    ),
+    path(
+        "spaces/<str:public_id>/jobs/<str:job_id>/logs",
+        views.job_logs,
+        name="dashboard-job-logs",
+    ),
+    path("spaces/<str:public_id>/tokens/", views.space_tokens, name="dashboard-tokens"),
+    path(
+        "spaces/<str:public_id>/tokens/<int:key_id>/revoke/",
+        views.token_revoke,
+        name="dashboard-token-revoke",
+    ),
+    path("spaces/<str:public_id>/settings/", views.space_settings, name="dashboard-settings"),
+    path(
+        "spaces/<str:public_id>/settings/test-slack/",
+        views.settings_test_slack,
+        name="dashboard-test-slack",
+    ),
+    path(
+        "spaces/<str:public_id>/settings/test-push/",
+        views.settings_test_push,
+        name="dashboard-test-push",
+    ),
+    path("spaces/<str:public_id>/pause/", views.space_pause, name="dashboard-space-pause"),
+    path("spaces/<str:public_id>/resume/", views.space_resume, name="dashboard-space-resume"),
+    path("spaces/<str:public_id>/delete/", views.space_delete, name="dashboard-space-delete"),
+]

@@ -1,0 +1,719 @@
+"""Dashboard pages. Thin: tenancy checks, forms, then services.
+
+Tenancy lives in two helpers, `_get_org_for_user` and `_get_space_for_user`: every page that
+names an organization or a space goes through one of them, so an outsider gets 404 (no
+existence leak) and a member asking for a manage-only action gets 403.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from config.exceptions import ApiError
+from jobs.models import Job, JobEvent, JobLog
+from notifications.models import NotificationDelivery
+from orgs.models import Membership, Organization
+from spaces import scopes
+from spaces import services as space_services
+from spaces.models import ApiKey, Space
+
+from . import forms, services
+
+SESSION_ORG = "dashboard_org"
+EVENTS_SHOWN = 300
+LOGS_PAGE = 200
+
+
+# --- Tenancy ---------------------------------------------------------------------------------
+
+
+def _get_org_for_user(request: HttpRequest, slug: str, manage: bool = False) -> Organization:
+    """The organization SLUG if the user is a member (else 404); 403 if MANAGE and not a manager.
+
+    The membership is attached as `org.membership`.
+    """
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(organization__slug=slug, user=request.user)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such organization")
+    if manage and not membership.can_manage:
+        raise PermissionDenied("Only owners and admins can do this.")
+    org = membership.organization
+    org.membership = membership
+    return org
+
+
+def _get_space_for_user(request: HttpRequest, public_id: str, manage: bool = False) -> Space:
+    """The space PUBLIC_ID if the user is a member of its organization (else 404); 403 if MANAGE
+    and the user is not an owner or admin there. The membership is attached as `space.membership`.
+    """
+    space = (
+        Space.objects.for_user(request.user)
+        .select_related("organization")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if space is None:
+        raise Http404("No such space")
+    membership = Membership.objects.get(organization=space.organization, user=request.user)
+    if manage and not membership.can_manage:
+        raise PermissionDenied("Only owners and admins can do this.")
+    space.membership = membership
+    space.organization.membership = membership
+    return space
+
+
+def _remember_org(request: HttpRequest, org: Organization) -> None:
+    request.session[SESSION_ORG] = org.slug
+
+
+def _current_org(request: HttpRequest) -> Organization | None:
+    orgs = Organization.objects.for_user(request.user)
+    slug = request.session.get(SESSION_ORG)
+    org = orgs.filter(slug=slug).first() if slug else None
+    return org or orgs.order_by("name").first()
+
+
+# --- Accounts and organizations --------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard-home")
+    form = forms.SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome! Create an organization to get started.")
+        return redirect("dashboard-org-create")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    org = _current_org(request)
+    if org is None:
+        return redirect("dashboard-org-create")
+    return redirect("dashboard-org", slug=org.slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def org_create(request: HttpRequest) -> HttpResponse:
+    form = forms.OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            org = form.save()
+            Membership.objects.create(
+                organization=org, user=request.user, role=Membership.Role.OWNER
+            )
+        _remember_org(request, org)
+        messages.success(request, f"Organization “{org.name}” created.")
+        return redirect("dashboard-org", slug=org.slug)
+    return render(request, "dashboard/org_create.html", {"form": form})
+
+
+@login_required
+@require_POST
+def org_switch(request: HttpRequest, slug: str) -> HttpResponse:
+    org = _get_org_for_user(request, slug)
+    _remember_org(request, org)
+    return redirect("dashboard-org", slug=org.slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def org_spaces(request: HttpRequest, slug: str) -> HttpResponse:
+    org = _get_org_for_user(request, slug)
+    _remember_org(request, org)
+    form = forms.SpaceForm(request.POST or None, organization=org)
+    if request.method == "POST":
+        if not org.membership.can_manage:
+            raise PermissionDenied("Only owners and admins can create spaces.")
+        if form.is_valid():
+            try:
+                space = Space.create(org, form.cleaned_data["name"])
+            except IntegrityError:
+                form.add_error("name", "This organization already has a space with this name.")
+            else:
+                messages.success(request, f"Space “{space.name}” created.")
+                return redirect("dashboard-space", public_id=space.public_id)
+    spaces = list(org.spaces.order_by("name"))
+    for space in spaces:
+        space.counts = services.status_counts(space)
+    return render(
+        request,
+        "dashboard/org_spaces.html",
+        {"org": org, "spaces": spaces, "form": form, "statuses": Job.Status.choices},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def org_members(request: HttpRequest, slug: str) -> HttpResponse:
+    org = _get_org_for_user(request, slug)
+    is_owner = org.membership.role == Membership.Role.OWNER
+    form = forms.AddMemberForm(request.POST or None, organization=org, can_grant_owner=is_owner)
+    if request.method == "POST":
+        if not org.membership.can_manage:
+            raise PermissionDenied("Only owners and admins can add members.")
+        if form.is_valid():
+            user = form.cleaned_data["user"]
+            Membership.objects.create(organization=org, user=user, role=form.cleaned_data["role"])
+            messages.success(request, f"{user.username} added as {form.cleaned_data['role']}.")
+            return redirect("dashboard-members", slug=org.slug)
+    memberships = org.memberships.select_related("user").order_by("user__username")
+    return render(
+        request,
+        "dashboard/org_members.html",
+        {
+            "org": org,
+            "memberships": memberships,
+            "form": form,
+            "roles": Membership.Role.choices,
+            "is_owner": is_owner,
+        },
+    )
+
+
+def _check_member_change(org: Organization, target: Membership, new_role: str | None) -> None:
+    """Owners are changed only by owners, and an organization always keeps one owner."""
+    actor = org.membership
+    touches_owner = target.role == Membership.Role.OWNER or new_role == Membership.Role.OWNER
+    if touches_owner and actor.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners can grant or change the owner role.")
+    if target.role == Membership.Role.OWNER and new_role != Membership.Role.OWNER:
+        owners = org.memberships.filter(role=Membership.Role.OWNER).count()
+        if owners <= 1:
+            raise PermissionDenied("An organization needs at least one owner.")
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    org = _get_org_for_user(request, slug, manage=True)
+    target = get_object_or_404(org.memberships.select_related("user"), pk=membership_id)
+    form = forms.RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick a valid role.")
+        return redirect("dashboard-members", slug=org.slug)
+    role = form.cleaned_data["role"]
+    with transaction.atomic():
+        # Lock the org's memberships so two demotions can't both pass the last-owner check.
+        list(org.memberships.select_for_update().order_by("pk"))
+        target.refresh_from_db()
+        _check_member_change(org, target, role)
+        target.role = role
+        target.save(update_fields=["role"])
+    messages.success(request, f"{target.user.username} is now {role}.")
+    return redirect("dashboard-members", slug=org.slug)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    org = _get_org_for_user(request, slug, manage=True)
+    target = get_object_or_404(org.memberships.select_related("user"), pk=membership_id)
+    with transaction.atomic():
+        list(org.memberships.select_for_update().order_by("pk"))
+        target.refresh_from_db()
+        _check_member_change(org, target, None)
+        target.delete()
+    messages.success(request, f"{target.user.username} removed from {org.name}.")
+    if target.user_id == request.user.id:
+        request.session.pop(SESSION_ORG, None)
+        return redirect("dashboard-home")
+    return redirect("dashboard-members", slug=org.slug)
+
+
+# --- Spaces ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def space_pause(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    space_services.pause_space(space)
+    messages.success(request, "Space paused: polls and claims return nothing until resumed.")
+    return redirect(_next_url(request, space))
+
+
+@login_required
+@require_POST
+def space_resume(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    space_services.resume_space(space)
+    messages.success(request, "Space resumed.")
+    return redirect(_next_url(request, space))
+
+
+def _next_url(request: HttpRequest, space: Space) -> str:
+    """A same-site return path from the form, or the space's jobs page."""
+    nxt = request.POST.get("next", "")
+    if nxt.startswith("/") and not nxt.startswith("//"):
+        return nxt
+    return reverse("dashboard-space", kwargs={"public_id": space.public_id})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def space_delete(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    error = ""
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() == space.name:
+            org_slug, name = space.organization.slug, space.name
+            space.delete()
+            messages.success(request, f"Space “{name}” and all its jobs deleted.")
+            return redirect("dashboard-org", slug=org_slug)
+        error = "Type the space's name exactly to confirm."
+    return render(
+        request,
+        "dashboard/space_delete.html",
+        {"space": space, "org": space.organization, "error": error},
+    )
+
+
+# --- Jobs --------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id)
+    flt = services.JobFilter.from_query(request.GET)
+    page = services.job_page(
+        space, flt, before=request.GET.get("before", ""), after=request.GET.get("after", "")
+    )
+    counts = services.status_counts(space)
+    is_first_page = not request.GET.get("before") and not request.GET.get("after")
+    if request.GET.get("fragment") == "rows":
+        # The live page's resync and polling fallback: the rows of this same page.
+        rows = render_to_string(
+            "dashboard/_job_rows.html", {"space": space, "jobs": page.jobs}, request=request
+        )
+        return JsonResponse({"rows": rows, "counts": counts})
+    context = {
+        "space": space,
+        "org": space.organization,
+        "flt": flt,
+        "page": page,
+        "counts": counts,
+        "statuses": Job.Status.choices,
+        "filter_query": urlencode(flt.as_params()),
+        "live": is_first_page,
+        "chart": services.throughput(space),
+        "stream_url": f"/api/v1/realtime/spaces/{space.public_id}",
+    }
+    return render(request, "dashboard/space_jobs.html", context)
+
+
+@login_required
+@require_GET
+def space_chart(request: HttpRequest, public_id: str) -> JsonResponse:
+    space = _get_space_for_user(request, public_id)
+    return JsonResponse(services.throughput(space))
+
+
+@login_required
+@require_GET
+def space_counts(request: HttpRequest, public_id: str) -> JsonResponse:
+    space = _get_space_for_user(request, public_id)
+    return JsonResponse({"counts": services.status_counts(space)})
+
+
+BULK_ELIGIBLE = {"kill": Job.ACTIVE, "retry": (Job.Status.DEAD, Job.Status.KILLED)}
+
+
+@login_required
+@require_POST
+def jobs_bulk(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Bulk kill or retry: first a confirmation page with the count, then the action."""
+    space = _get_space_for_user(request, public_id)
+    form = forms.BulkForm(request.POST)
+    flt = services.JobFilter.from_query(request.POST)
+    back = reverse("dashboard-space", kwargs={"public_id": space.public_id})
+    if flt.as_params():
+        back += "?" + urlencode(flt.as_params())
+    if not form.is_valid():
+        messages.error(request, "Choose an action and the jobs to apply it to.")
+        return redirect(back)
+    action, scope = form.cleaned_data["action"], form.cleaned_data["scope"]
+    if scope == "selected":
+        ids = form.cleaned_data["ids"]
+        if not ids:
+            messages.error(request, "Select some jobs first.")
+            return redirect(back)
+        qs = Job.objects.filter(space=space, id__in=ids)
+    else:
+        qs = services.matching_jobs(space, flt)
+    qs = qs.filter(status__in=BULK_ELIGIBLE[action])
+
+    if request.POST.get("confirm") != "yes":
+        count = qs.count()
+        return render(
+            request,
+            "dashboard/jobs_bulk_confirm.html",
+            {
+                "space": space,
+                "org": space.organization,
+                "action": action,
+                "scope": scope,
+                "count": count,
+                "ids": form.cleaned_data["ids"],
+                "flt": flt,
+                "back": back,
+            },
+        )
+
+    from jobs.services import bulk_kill, bulk_retry
+
+    if action == "kill":
+        reason = form.cleaned_data["reason"] or f"killed from the dashboard by {request.user}"
+        done = bulk_kill(qs, reason=reason)
+        messages.success(request, f"Killed {done} job{'s' if done != 1 else ''}.")
+    else:
+        done = bulk_retry(qs)
+        messages.success(request, f"Retried {done} job{'s' if done != 1 else ''}.")
+    return redirect(back)
+
+
+def _get_job(space: Space, job_id: str) -> Job:
+    return get_object_or_404(Job, space=space, id=job_id)
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id)
+    job = _get_job(space, job_id)
+    # The newest events, shown oldest first; a job with thousands of progress events shows
+    # its latest EVENTS_SHOWN.
+    events = list(JobEvent.objects.filter(job=job).order_by("-id")[: EVENTS_SHOWN + 1])
+    truncated = len(events) > EVENTS_SHOWN
+    events = list(reversed(events[:EVENTS_SHOWN]))
+    progress = job.progress or {}
+    stages = []
+    sub = progress.get("subProgress") if isinstance(progress, dict) else None
+    if isinstance(sub, dict):
+        for stage, info in sub.items():
+            info = info if isinstance(info, dict) else {}
+            stages.append(
+                {
+                    "name": stage,
+                    "percent": _clamp(info.get("percent")),
+                    "message": info.get("message") or "",
+                }
+            )
+    context = {
+        "space": space,
+        "org": space.organization,
+        "job": job,
+        "events": events,
+        "events_truncated": truncated,
+        "payload": _pretty(job.payload),
+        "result": _pretty(job.result) if job.result is not None else "",
+        "callback_headers": sorted((job.callback_headers or {}).keys()),
+        "percent": _clamp(progress.get("percent")) if isinstance(progress, dict) else None,
+        "progress_message": progress.get("message", "") if isinstance(progress, dict) else "",
+        "stages": stages,
+        "log_levels": JobLog.Level.choices,
+        "can_kill": job.status in Job.ACTIVE,
+        "can_retry": job.status in (Job.Status.DEAD, Job.Status.KILLED),
+        "stream_url": f"/api/v1/realtime/{job.id}",
+    }
+    template = "dashboard/_job_live.html" if request.GET.get("fragment") else "dashboard/job.html"
+    return render(request, template, context)
+
+
+def _clamp(value) -> float | None:
+    try:
+        return max(0.0, min(100.0, float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+@login_required
+@require_POST
+def job_kill(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id)
+    job = _get_job(space, job_id)
+    from jobs.services import kill_job
+
+    reason = (
+        request.POST.get("reason", "").strip()[:500]
+        or f"killed from the dashboard by {request.user}"
+    )
+    try:
+        kill_job(job, reason=reason)
+    except ApiError as exc:
+        messages.error(request, f"Could not kill the job: {exc.message}")
+    else:
+        messages.success(request, "Job killed.")
+    return redirect("dashboard-job", public_id=space.public_id, job_id=job.id)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id)
+    job = _get_job(space, job_id)
+    from jobs.services import retry_job
+
+    try:
+        retry_job(job)
+    except ApiError as exc:
+        messages.error(request, f"Could not retry the job: {exc.message}")
+    else:
+        messages.success(request, "Job queued again.")
+    return redirect("dashboard-job", public_id=space.public_id, job_id=job.id)
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    if not raw:
+        return None
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return None
+
+
+@login_required
+@require_GET
+def job_logs(request: HttpRequest, public_id: str, job_id: str) -> JsonResponse:
+    """Log lines by seq: `after` for the live tail (oldest first), else the newest lines
+    below `before` (for "load older"); `level` and `q` filter."""
+    space = _get_space_for_user(request, public_id)
+    job = _get_job(space, job_id)
+    qs = JobLog.objects.filter(job=job)
+    level = request.GET.get("level", "")
+    if level in JobLog.Level.values:
+        qs = qs.filter(level=level)
+    q = request.GET.get("q", "").strip()[:200]
+    if q:
+        qs = qs.filter(message__icontains=q)
+    after, before = _int_param(request, "after"), _int_param(request, "before")
+    if after is not None:
+        rows = list(qs.filter(seq__gt=after).order_by("seq")[: LOGS_PAGE + 1])
+        more = len(rows) > LOGS_PAGE
+        rows = rows[:LOGS_PAGE]
+    else:
+        if before is not None:
+            qs = qs.filter(seq__lt=before)
+        rows = list(qs.order_by("-seq")[: LOGS_PAGE + 1])
+        more = len(rows) > LOGS_PAGE
+        rows = list(reversed(rows[:LOGS_PAGE]))
+    return JsonResponse(
+        {
+            "lines": [
+                {
+                    "seq": r.seq,
+                    "level": r.level,
+                    "message": r.message,
+                    "timestamp": r.timestamp.isoformat(),
+                    "attributes": r.attributes,
+                    "attemptNumber": r.attempt_number,
+                }
+                for r in rows
+            ],
+            "more": more,
+        }
+    )
+
+
+# --- Tokens ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def space_tokens(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    form = forms.TokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        row, clear = ApiKey.issue(
+            space,
+            form.cleaned_data["name"],
+            form.cleaned_data["scope_list"],
+            created_by=request.user,
+        )
+        new_key = {"row": row, "clear": clear}
+        form = forms.TokenForm()
+    keys = space.api_keys.filter(is_public=False).select_related("created_by")
+    response = render(
+        request,
+        "dashboard/space_tokens.html",
+        {
+            "space": space,
+            "org": space.organization,
+            "form": form,
+            "keys": keys,
+            "new_key": new_key,
+            "worker_preset": scopes.WORKER_PRESET,
+            "public_key": space.public_progress_key,
+        },
+    )
+    # The clear key is in this response once: keep it out of every cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, public_id: str, key_id: int) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    key = get_object_or_404(ApiKey, space=space, pk=key_id, is_public=False)
+    key.revoke()
+    messages.success(request, f"Token “{key.name}” revoked: it stops working at once.")
+    return redirect("dashboard-tokens", public_id=space.public_id)
+
+
+# --- Settings ------------------------------------------------------------------------------
+
+
+def _settings_forms(space: Space, data=None, which: str = "") -> dict:
+    def bound(name):
+        return data if which == name else None
+
+    return {
+        "general_form": forms.GeneralSettingsForm(
+            bound("general"),
+            organization=space.organization,
+            instance=space,
+            initial={
+                "name": space.name,
+                "retention_completed_days": space.retention_completed_days,
+                "retention_failed_days": space.retention_failed_days,
+            },
+        ),
+        "slack_form": forms.SlackForm(
+            bound("slack"),
+            initial={
+                "slack_webhook_url": space.slack_webhook_url,
+                "slack_events": space.slack_events,
+            },
+        ),
+        "push_form": forms.PushForm(
+            bound("push"),
+            initial={
+                "push_url": space.push_url,
+                "push_headers": forms.headers_as_text(space.push_headers),
+                "push_names": ", ".join(space.push_names or []),
+            },
+        ),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def space_settings(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    which = request.POST.get("form", "") if request.method == "POST" else ""
+    context_forms = _settings_forms(space, request.POST, which)
+    if which:
+        form = context_forms.get(f"{which}_form")
+        if form is None:
+            messages.error(request, "Unknown settings form.")
+            return redirect("dashboard-settings", public_id=space.public_id)
+        if form.is_valid():
+            _save_settings(space, which, form.cleaned_data)
+            messages.success(request, f"{_FORM_TITLES[which]} settings saved.")
+            return redirect(reverse("dashboard-settings", args=[space.public_id]) + f"#{which}")
+    deliveries = NotificationDelivery.objects.filter(space=space).select_related("job")[:25]
+    return render(
+        request,
+        "dashboard/space_settings.html",
+        {"space": space, "org": space.organization, "deliveries": deliveries, **context_forms},
+    )
+
+
+_FORM_TITLES = {"general": "General", "slack": "Slack", "push": "HTTP push"}
+
+
+def _save_settings(space: Space, which: str, data: dict) -> None:
+    if which == "general":
+        space.name = data["name"]
+        space.retention_completed_days = data["retention_completed_days"]
+        space.retention_failed_days = data["retention_failed_days"]
+        space.save(update_fields=["name", "retention_completed_days", "retention_failed_days"])
+    elif which == "slack":
+        space.slack_webhook_url = data["slack_webhook_url"]
+        space.slack_events = sorted(data["slack_events"])
+        # A new save is a fresh start: a channel disabled after a permanent failure is on again.
+        space.slack_disabled_at = None
+        space.slack_last_error = ""
+        space.save(
+            update_fields=[
+                "slack_webhook_url",
+                "slack_events",
+                "slack_disabled_at",
+                "slack_last_error",
+            ]
+        )
+    elif which == "push":
+        space.push_url = data["push_url"]
+        space.push_headers = data["push_headers"]
+        space.push_names = data["push_names"]
+        space.push_last_error = ""
+        space.save(update_fields=["push_url", "push_headers", "push_names", "push_last_error"])
+
+
+def _send_test(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    url = space.slack_webhook_url if kind == "slack" else space.push_url
+    label = "Slack test message" if kind == "slack" else "Test push"
+    anchor = reverse("dashboard-settings", args=[space.public_id]) + f"#{kind}"
+    if not url:
+        messages.error(request, f"Save a URL before sending a {label.lower()}.")
+        return redirect(anchor)
+    try:
+        from notifications import services as notify
+
+        sender = notify.send_test_slack if kind == "slack" else notify.send_test_push
+        outcome = sender(space)
+    except (ImportError, AttributeError):
+        messages.error(request, "Notifications are not available in this installation.")
+        return redirect(anchor)
+    except Exception as exc:  # noqa: BLE001 - the user needs the reason, whatever it is
+        messages.error(request, f"{label} failed: {exc}")
+        return redirect(anchor)
+    if getattr(outcome, "success", True) is False or outcome is False:
+        error = getattr(outcome, "error", "") or f"HTTP {getattr(outcome, 'status_code', '?')}"
+        messages.error(request, f"{label} failed: {error}")
+    else:
+        messages.success(request, f"{label} sent.")
+    return redirect(anchor)
+
+
+@login_required
+@require_POST
+def settings_test_slack(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _send_test(request, public_id, "slack")
+
+
+@login_required
+@require_POST
+def settings_test_push(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _send_test(request, public_id, "push")
