@@ -1,0 +1,524 @@
+"""Live streams of one job and of a whole space (SPEC section 4; protocol in docs/streams.md).
+
+Each consumer joins its channel-layer group BEFORE it reads its starting point from the
+database, so an event is either in the snapshot/replay or arrives live (or both: duplicates are
+dropped by seq). Live events are emitted strictly in seq order: a space stream's seq is
+contiguous, so a jump means a message is late or lost, and the missing events are read from
+the database (they are stored: seq order is commit order, see jobs/streams.py); a job stream
+uses the `prev` seq the sequencer attaches for the same purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
+from django.db.models import Max
+
+from orgs.models import Membership
+from spaces import scopes
+from spaces.models import ApiKey, Space
+
+from . import streams
+from .models import Job, JobEvent
+from .stream_auth import query_params
+
+log = logging.getLogger(__name__)
+
+# Close codes (docs/streams.md).
+CLOSE_UNAUTHORIZED = 4401  # no key, unknown or revoked key, or no session
+CLOSE_FORBIDDEN = 4403  # key of another space, missing scope, not a member, foreign origin
+CLOSE_NOT_FOUND = 4404  # no such job, space or stream path
+CLOSE_TOO_BIG = 1009  # a client frame over MAX_FRAME_BYTES
+CLOSE_UNSUPPORTED = 1003  # binary frames
+
+# Clients need send nothing but pings; anything bigger than this closes the socket.
+MAX_FRAME_BYTES = 4096
+# Events replayed on (re)connect or read to fill one gap; beyond it the client must refetch.
+REPLAY_LIMIT = 1000
+# What a progress-only viewer sees (SPEC: only progress and completed, completed without data).
+PUBLIC_EVENT_TYPES = frozenset({"progress", "completed"})
+
+
+def recheck_seconds() -> float:
+    """How often an open socket re-checks its key or membership (revocation closes it)."""
+    return float(getattr(settings, "STREAM_RECHECK_SECONDS", 30))
+
+
+def _metric(kind: str, delta: int) -> None:
+    try:
+        from config.metrics import STREAM_CONNECTIONS
+    except ImportError:  # metrics are optional for the streams
+        return
+    if delta > 0:
+        STREAM_CONNECTIONS.labels(kind=kind).inc()
+    else:
+        STREAM_CONNECTIONS.labels(kind=kind).dec()
+
+
+def _int_param(value: str | None) -> int | None:
+    """A non-negative integer query parameter; None when absent, -1 when malformed."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return -1
+    return number if number >= 0 else -1
+
+
+# --- database helpers (run in the ORM's thread) ----------------------------------------------
+
+
+@database_sync_to_async
+def _key_active(key_id: int) -> bool:
+    return ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).exists()
+
+
+@database_sync_to_async
+def _is_member(user_id: int, organization_id: int) -> bool:
+    return Membership.objects.filter(user_id=user_id, organization_id=organization_id).exists()
+
+
+@database_sync_to_async
+def _user_active(user) -> bool:
+    # The scope's user is a lazy object; reading it here keeps the query off the event loop.
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    """What both streams share: auth bookkeeping, ordered emission, pings, periodic re-checks."""
+
+    kind = "stream"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups_joined: list[str] = []
+        self.key: ApiKey | None = None
+        self.user_id: int | None = None
+        self.organization_id: int | None = None
+        self.space_id: int | None = None
+        self.space_public_id = ""
+        self.last_seq = 0
+        self.live_since_check = False
+        self.watcher: asyncio.Task | None = None
+        self.counted = False
+        # Held while emitting, so the periodic catch-up and live messages never interleave.
+        self.emit_lock = asyncio.Lock()
+
+    # -- connection lifecycle -----------------------------------------------------------------
+
+    async def reject(self, code: int) -> None:
+        # Accept first: a close before accept is an HTTP 403 and the client never sees the code.
+        await self.accept()
+        await self.close(code=code)
+
+    async def join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def started(self) -> None:
+        self.counted = True
+        _metric(self.kind, +1)
+        self.watcher = asyncio.create_task(self.watch())
+
+    async def disconnect(self, code) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.watcher
+        for group in self.groups_joined:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        if self.counted:
+            self.counted = False
+            _metric(self.kind, -1)
+
+    async def authenticate(self) -> tuple[ApiKey | None, Any, int | None]:
+        """(key, session user, close code). A code means: refuse with it."""
+        if self.scope.get("token_given"):
+            key = self.scope.get("api_key")
+            if key is None:
+                return None, None, CLOSE_UNAUTHORIZED
+            return key, None, None
+        user = self.scope.get("user")
+        if not await _user_active(user):
+            return None, None, None
+        return None, user, None
+
+    # -- incoming frames ----------------------------------------------------------------------
+
+    async def websocket_receive(self, message) -> None:
+        text = message.get("text")
+        if text is None:
+            await self.close(code=CLOSE_UNSUPPORTED)
+            return
+        if len(text.encode()) > MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        await super().websocket_receive(message)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+        # Anything else is ignored: the streams are one-way.
+
+    # -- periodic re-check --------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Re-check the credentials, refresh group membership, and catch up when quiet."""
+        try:
+            while True:
+                await asyncio.sleep(recheck_seconds())
+                code = await self.recheck()
+                if code is not None:
+                    await self.close(code=code)
+                    return
+                # Group membership expires in Redis (and is lost if Redis restarts): renew it.
+                for group in self.groups_joined:
+                    with contextlib.suppress(Exception):
+                        await self.channel_layer.group_add(group, self.channel_name)
+                if not self.live_since_check:
+                    # No live message lately: maybe fan-out was down. Read what was missed.
+                    async with self.emit_lock:
+                        await self.catch_up()
+                self.live_since_check = False
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stream watcher failed")
+
+    async def recheck(self) -> int | None:
+        if self.key is not None:
+            return None if await _key_active(self.key.pk) else CLOSE_UNAUTHORIZED
+        if self.user_id is not None and self.organization_id is not None:
+            return None if await _is_member(self.user_id, self.organization_id) else CLOSE_FORBIDDEN
+        return None
+
+    async def catch_up(self) -> None:
+        raise NotImplementedError
+
+    # -- emission -----------------------------------------------------------------------------
+
+    async def emit(self, envelope: dict) -> None:
+        """Send one event to the client (subclasses filter)."""
+        await self.send_json(envelope)
+
+    async def emit_from_db(self, envelopes: list[dict]) -> None:
+        for envelope in envelopes:
+            if envelope["seq"] > self.last_seq:
+                await self.emit(envelope)
+                self.last_seq = envelope["seq"]
+
+
+class SpaceStreamConsumer(StreamConsumer):
+    """/api/v1/realtime/spaces/{spaceId}?token=&since=&streamInstanceId="""
+
+    kind = "space"
+
+    async def connect(self) -> None:
+        key, user, code = await self.authenticate()
+        if code is not None:
+            await self.reject(code)
+            return
+        if key is None and user is None:
+            await self.reject(CLOSE_UNAUTHORIZED)
+            return
+        if key is None and not self.scope.get("origin_ok"):
+            # A session from a page on another site: never act on its cookie.
+            await self.reject(CLOSE_FORBIDDEN)
+            return
+
+        public_id = self.scope["url_route"]["kwargs"]["space_id"]
+        space = await self.get_space(public_id)
+        if key is not None:
+            if space is None or key.space_id != space.pk or not key.has_scope(scopes.READ):
+                await self.reject(CLOSE_FORBIDDEN)
+                return
+        else:
+            if space is None:
+                await self.reject(CLOSE_NOT_FOUND)
+                return
+            if not await _is_member(user.pk, space.organization_id):
+                await self.reject(CLOSE_FORBIDDEN)
+                return
+            self.user_id = user.pk
+            self.organization_id = space.organization_id
+        self.key = key
+        self.space_id = space.pk
+        self.space_public_id = space.public_id
+        instance = streams.stream_instance_id(space.public_id)
+
+        await self.join(streams.space_group(space.public_id))
+        await self.accept()
+        # Read after joining the group: anything numbered later arrives live.
+        seq, counts = await self.read_state()
+        self.last_seq = seq
+
+        params = query_params(self.scope)
+        since = _int_param(params.get("since"))
+        missed = False
+        replay: list[dict] = []
+        if since is not None:
+            if since < 0 or since > seq or params.get("streamInstanceId") != instance:
+                missed = True
+            elif since < seq:
+                replay = await self.read_range(since, seq)
+                if replay is None:
+                    missed = True
+                    replay = []
+        await self.send_json(
+            {
+                "type": "connected",
+                "spaceId": space.public_id,
+                "seq": seq,
+                "streamInstanceId": instance,
+                "missed": missed,
+                "counts": counts,
+            }
+        )
+        for envelope in replay:
+            await self.send_json(envelope)
+        await self.started()
+
+    @database_sync_to_async
+    def get_space(self, public_id: str) -> Space | None:
+        if len(public_id) > 26:
+            return None
+        return (
+            Space.objects.filter(public_id=public_id)
+            .only("id", "public_id", "organization_id")
+            .first()
+        )
+
+    @database_sync_to_async
+    def read_state(self) -> tuple[int, dict[str, int]]:
+        space = Space.objects.only("event_seq", "status_counts").get(pk=self.space_id)
+        counts = space.status_counts
+        if not streams._counts_valid(counts):
+            counts = streams.recount_space(self.space_id)
+        return space.event_seq, {s: int(counts.get(s, 0)) for s in streams.STATUSES}
+
+    @database_sync_to_async
+    def read_range(self, after: int, upto: int) -> list[dict] | None:
+        """Stored events with after < seq <= upto, or None when some are gone or too many."""
+        if upto - after > REPLAY_LIMIT:
+            return None
+        envelopes = streams.stored_envelopes(
+            JobEvent.objects.filter(space_id=self.space_id, seq__gt=after, seq__lte=upto),
+            self.space_public_id,
+        )
+        # Retention may have deleted some: then the server cannot account for the gap.
+        if len(envelopes) != upto - after:
+            return None
+        return envelopes
+
+    @database_sync_to_async
+    def current_seq(self) -> int:
+        return Space.objects.values_list("event_seq", flat=True).get(pk=self.space_id)
+
+    async def fill_to(self, upto: int) -> None:
+        """Emit the stored events up to seq UPTO that this client has not had."""
+        if upto <= self.last_seq:
+            return
+        if upto - self.last_seq > REPLAY_LIMIT:
+            await self.send_missed(upto)
+            return
+        envelopes = await self.read_range(self.last_seq, upto)
+        if envelopes is None:
+            # Some events of the range were deleted with their jobs: send what is there.
+            envelopes = await database_sync_to_async(streams.stored_envelopes)(
+                JobEvent.objects.filter(
+                    space_id=self.space_id, seq__gt=self.last_seq, seq__lte=upto
+                ),
+                self.space_public_id,
+            )
+        await self.emit_from_db(envelopes)
+        self.last_seq = upto
+
+    async def send_missed(self, seq: int) -> None:
+        """Too much to replay: tell the client to refetch, with fresh counts."""
+        current, counts = await self.read_state()
+        self.last_seq = max(seq, current)
+        await self.send_json(
+            {
+                "type": "connected",
+                "spaceId": self.space_public_id,
+                "seq": self.last_seq,
+                "streamInstanceId": streams.stream_instance_id(self.space_public_id),
+                "missed": True,
+                "counts": counts,
+            }
+        )
+
+    async def catch_up(self) -> None:
+        await self.fill_to(await self.current_seq())
+
+    # -- channel-layer handlers ---------------------------------------------------------------
+
+    async def stream_event(self, message: dict) -> None:
+        envelope = message["event"]
+        seq = envelope["seq"]
+        self.live_since_check = True
+        async with self.emit_lock:
+            if seq <= self.last_seq:
+                return  # already sent (replay, or a gap filled from the database)
+            if seq > self.last_seq + 1:
+                # An earlier message is late or lost; its event is stored (seq order is
+                # commit order), so read it rather than skip it.
+                await self.fill_to(seq - 1)
+                if seq <= self.last_seq:
+                    return
+            await self.send_json(envelope)
+            self.last_seq = seq
+
+    async def stream_counts(self, message: dict) -> None:
+        """Counts changed without an event (retention deleted jobs, or a recount)."""
+        async with self.emit_lock:
+            if message["seq"] < self.last_seq:
+                return  # later events already carried counts that include this change
+            await self.fill_to(message["seq"])
+            await self.send_json(
+                {"type": "counts", "seq": message["seq"], "counts": message["counts"]}
+            )
+
+
+class JobStreamConsumer(StreamConsumer):
+    """/api/v1/realtime/{jobId}?token=  (full events with jobs:read, else progress only)"""
+
+    kind = "job"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.job_id = ""
+        self.full = False
+
+    async def connect(self) -> None:
+        key, user, code = await self.authenticate()
+        if code is not None:
+            await self.reject(code)
+            return
+        job_id = self.scope["url_route"]["kwargs"]["job_id"]
+        job = await self.get_job(job_id)
+        if job is None:
+            await self.reject(CLOSE_NOT_FOUND)
+            return
+        if key is not None:
+            if key.space_id != job.space_id:
+                await self.reject(CLOSE_FORBIDDEN)
+                return
+            if key.has_scope(scopes.READ):
+                self.full = True
+            elif not key.has_scope(scopes.READ_PROGRESS):
+                await self.reject(CLOSE_FORBIDDEN)
+                return
+        elif (
+            user is not None
+            and self.scope.get("origin_ok")
+            and await _is_member(user.pk, job.space.organization_id)
+        ):
+            # A member's session sees everything; anyone else gets the public progress view,
+            # which needs no credentials at all.
+            self.full = True
+            self.user_id = user.pk
+            self.organization_id = job.space.organization_id
+        self.key = key
+        self.job_id = job.pk
+        self.space_id = job.space_id
+        self.space_public_id = job.space.public_id
+
+        await self.join(streams.job_group(job.pk))
+        await self.accept()
+        # After joining: whatever is numbered from now on arrives live.
+        job, self.last_seq = await self.read_job()
+        init: dict[str, Any] = {
+            "type": "init",
+            "jobId": job.pk,
+            "status": job.status,
+            "progress": job.progress,
+        }
+        if self.full:
+            init.update(
+                jobName=job.name,
+                spaceId=self.space_public_id,
+                attemptNumber=job.attempt_number,
+                seq=self.last_seq,
+            )
+        await self.send_json(init)
+        await self.started()
+
+    @database_sync_to_async
+    def get_job(self, job_id: str) -> Job | None:
+        if len(job_id) > 26:
+            return None
+        return (
+            Job.objects.select_related("space")
+            .only("id", "space_id", "space__public_id", "space__organization_id")
+            .filter(pk=job_id)
+            .first()
+        )
+
+    @database_sync_to_async
+    def read_job(self) -> tuple[Job, int]:
+        job = Job.objects.only("id", "name", "status", "progress", "attempt_number").get(
+            pk=self.job_id
+        )
+        last = (
+            JobEvent.objects.filter(job_id=self.job_id, seq__isnull=False).aggregate(m=Max("seq"))[
+                "m"
+            ]
+            or 0
+        )
+        return job, last
+
+    @database_sync_to_async
+    def read_after(self, after: int, before: int | None = None) -> list[dict]:
+        events = JobEvent.objects.filter(job_id=self.job_id, seq__gt=after)
+        if before is not None:
+            events = events.filter(seq__lt=before)
+        return streams.stored_envelopes(events, self.space_public_id, limit=REPLAY_LIMIT)
+
+    async def emit(self, envelope: dict) -> None:
+        if self.full:
+            await self.send_json(envelope)
+        elif envelope["type"] in PUBLIC_EVENT_TYPES:
+            if envelope["type"] == "completed":
+                envelope = {**envelope, "data": None}
+            await self.send_json(envelope)
+
+    async def catch_up(self) -> None:
+        await self.emit_from_db(await self.read_after(self.last_seq))
+
+    async def stream_event(self, message: dict) -> None:
+        envelope = message["event"]
+        seq = envelope["seq"]
+        self.live_since_check = True
+        async with self.emit_lock:
+            if seq <= self.last_seq:
+                return
+            previous = message.get("prev") or 0
+            if previous > self.last_seq:
+                # The job's previous event has not reached this socket: read it.
+                await self.emit_from_db(await self.read_after(self.last_seq, before=seq))
+            await self.emit(envelope)
+            self.last_seq = seq
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: close with 4404 instead of an error in the server log."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -1,0 +1,432 @@
+"""Per-space event sequencing, status counts and fan-out to the channel layer.
+
+A transition inserts its job events with `seq` NULL and never touches the space row, so
+transitions of one space run in parallel. After the transition commits, `publish_space()` runs
+one short transaction per space that locks the space row (FOR NO KEY UPDATE), numbers every
+committed event of the space that has no seq yet (in id order), applies their status moves to
+`Space.status_counts` and commits; only then are the envelopes sent to the channel layer.
+
+Why this cannot skip an event: the space row stays locked until the numbering commits, so seq
+order is the order in which numberings commit. A client that saw seq N was sent N after its
+numbering committed, hence after every numbering that handed out a smaller seq: every event with
+seq < N is already stored, and a replay from `since=N` finds everything that comes later.
+Numbering all pending events of the space (not only the caller's) in id order also keeps the
+events of one job in the order their transitions committed, since those are serialized by the
+job row lock and so get increasing ids.
+
+Events whose numbering never ran (the process died right after the transition committed) are
+picked up by the next numbering of the same space, or by `sequence_stragglers()`, which the
+scheduler loop calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, Max, OuterRef, Subquery
+from django.utils import timezone
+
+from spaces.models import Space
+
+from .models import Job, JobEvent
+
+log = logging.getLogger(__name__)
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Job.Status)
+# Events numbered in one transaction; a larger backlog (stragglers) takes several rounds.
+BATCH_SIZE = 1000
+# Rounds one publish may run before leaving the rest to the scheduler's straggler pass.
+MAX_ROUNDS = 5
+# After a failed send, fan-out is skipped for this long, so a dead Redis costs at most one
+# bounded wait per process per pause instead of one per request.
+FANOUT_PAUSE_SECONDS = 5.0
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9.\-]{1,99}")
+_fanout_paused_until = 0.0
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def group_name(kind: str, ident: str) -> str:
+    """The channel-layer group of a space or job stream ("space.<id>", "job.<id>").
+
+    Channels allows ASCII alphanumerics, hyphens and periods, under 100 characters; ids here
+    are ULIDs, and anything else is refused rather than silently mangled.
+    """
+    name = f"{kind}.{ident}"
+    if not _GROUP_NAME.fullmatch(name):
+        raise ValueError(f"Not a valid group name: {name!r}")
+    return name
+
+
+def space_group(space_public_id: str) -> str:
+    return group_name("space", space_public_id)
+
+
+def job_group(job_id: str) -> str:
+    return group_name("job", job_id)
+
+
+def stream_instance_id(space_public_id: str) -> str:
+    """Names the seq numbering a client's `since` refers to.
+
+    Seq lives in the database, so it survives restarts of any process: the id is derived from
+    the space and STREAM_EPOCH only. Bump STREAM_EPOCH after restoring the database from a
+    backup (seq numbers may then be handed out again) and every client refetches.
+    """
+    return f"{space_public_id}.{getattr(settings, 'STREAM_EPOCH', 1)}"
+
+
+def iso(value: datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# --- counts ----------------------------------------------------------------------------------
+
+
+def status_move(type: str, previous_status: str | None, status: str) -> tuple[str | None, str]:
+    """(from, to) when an event changes the per-status counts, else None.
+
+    `created` adds a job; any other event moves one when its status differs from the previous
+    one. Events that do not change the status (progress, logs, ...) carry no previous_status.
+    """
+    if type == "created":
+        return (None, status)
+    if previous_status and previous_status != status:
+        return (previous_status, status)
+    return None
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(STATUSES, 0)
+
+
+def _counts_valid(counts: Any) -> bool:
+    return isinstance(counts, dict) and all(isinstance(counts.get(s), int) for s in STATUSES)
+
+
+def _count_from_jobs(space_id: int) -> dict[str, int]:
+    """Jobs per status as the sequencer will see them once every stored event is numbered.
+
+    The Job table already reflects committed events that are not numbered yet; the sequencer
+    will still apply their moves, so they are taken back out here. Both parts are read in ONE
+    statement, hence from one snapshot: a transition committing in between cannot be counted
+    on one side only.
+    """
+    jobs = Job._meta.db_table
+    events = JobEvent._meta.db_table
+    moved = "(previous_status IS NOT NULL AND previous_status <> status)"
+    sql = f"""
+        SELECT status, SUM(n) FROM (
+            SELECT status, COUNT(*) AS n FROM {jobs} WHERE space_id = %s GROUP BY status
+            UNION ALL
+            SELECT status, -COUNT(*) AS n FROM {events}
+             WHERE space_id = %s AND seq IS NULL AND (type = 'created' OR {moved})
+             GROUP BY status
+            UNION ALL
+            SELECT previous_status AS status, COUNT(*) AS n FROM {events}
+             WHERE space_id = %s AND seq IS NULL AND type <> 'created' AND {moved}
+             GROUP BY previous_status
+        ) AS moves GROUP BY status
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    counts = empty_counts()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [space_id, space_id, space_id])
+        for status, n in cursor.fetchall():
+            if status in counts:
+                counts[status] = max(0, int(n))
+    return counts
+
+
+def recount_space(space: Space | int) -> dict[str, int]:
+    """Recompute a space's counts from the Job table (repair, or counts never computed).
+
+    Costs a scan of the space's jobs: for repairs and first use, never per event.
+    """
+    space_id = space if isinstance(space, int) else space.pk
+    with transaction.atomic():
+        row = _lock_space(space_id)
+        counts = _count_from_jobs(space_id)
+        Space.objects.filter(pk=space_id).update(status_counts=counts)
+        seq = row.event_seq
+    fan_out([(space_group(row.public_id), _counts_message(seq, counts))])
+    return counts
+
+
+def adjust_counts(space_id: int, deltas: dict[str, int]) -> None:
+    """Apply DELTAS ({status: -n}) to a space's counts: retention calls it for deleted jobs."""
+    with transaction.atomic():
+        row = _lock_space(space_id)
+        counts = row.status_counts
+        if not _counts_valid(counts):
+            return  # computed from the Job table on first use, deletions included
+        for status, delta in deltas.items():
+            if status in counts:
+                counts[status] = max(0, counts[status] + int(delta))
+        Space.objects.filter(pk=space_id).update(status_counts=counts)
+        seq = row.event_seq
+    fan_out([(space_group(row.public_id), _counts_message(seq, counts))])
+
+
+def _counts_message(seq: int, counts: dict[str, int]) -> dict:
+    return {"type": "stream.counts", "seq": seq, "counts": dict(counts)}
+
+
+# --- sequencing ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sequenced:
+    """What one numbering transaction produced: channel-layer messages to send after commit."""
+
+    space_public_id: str
+    messages: list[tuple[str, dict]] = field(default_factory=list)
+    count: int = 0
+
+
+def _lock_space(space_id: int) -> Space:
+    # NO KEY UPDATE, not UPDATE: every insert of a job or event takes KEY SHARE on the space
+    # row (the foreign key), and a plain FOR UPDATE would make the numbering wait for every open
+    # transition of the space, and every new transition wait for the numbering.
+    return (
+        Space.objects.select_for_update(no_key=True)
+        .only("id", "public_id", "event_seq", "status_counts")
+        .get(pk=space_id)
+    )
+
+
+def sequence_space(space_id: int, limit: int = BATCH_SIZE) -> Sequenced | None:
+    """Number up to LIMIT committed, unnumbered events of a space, in one short transaction."""
+    with transaction.atomic():
+        space = _lock_space(space_id)
+        # A new statement after the lock: it sees every numbering that committed before.
+        pending = list(
+            JobEvent.objects.filter(space_id=space_id, seq__isnull=True)
+            .order_by("id")
+            .values(
+                "id",
+                "job_id",
+                "type",
+                "status",
+                "previous_status",
+                "data",
+                "attempt_number",
+                "created_at",
+                job_name=F("job__name"),
+            )[:limit]
+        )
+        if not pending:
+            return None
+
+        last = space.event_seq
+        counts = space.status_counts
+        # Guard against a stale full save of the space row (a form saving every field) that
+        # wrote back an older event_seq and status_counts: seq must never be handed out twice.
+        top = (
+            JobEvent.objects.filter(space_id=space_id, seq__isnull=False).aggregate(m=Max("seq"))[
+                "m"
+            ]
+            or 0
+        )
+        if top > last:
+            log.warning(
+                "space event_seq was behind its events; recounting", extra={"space": space_id}
+            )
+            last, counts = top, None
+        if not _counts_valid(counts):
+            counts = _count_from_jobs(space_id)
+
+        # The last numbered event of each job, so a job stream can tell a gap from a sequence.
+        # Within a job, id order is commit order (transitions hold the job row lock).
+        job_ids = {row["job_id"] for row in pending}
+        previous = dict(
+            Job.objects.filter(pk__in=job_ids)
+            .annotate(
+                prev=Subquery(
+                    JobEvent.objects.filter(job_id=OuterRef("pk"), seq__isnull=False)
+                    .order_by("-id")
+                    .values("seq")[:1]
+                )
+            )
+            .values_list("pk", "prev")
+        )
+
+        result = Sequenced(space_public_id=space.public_id)
+        updates = []
+        for row in pending:
+            last += 1
+            row["seq"] = last
+            updates.append(JobEvent(id=row["id"], seq=last))
+            envelope = build_envelope(row, space.public_id)
+            space_envelope = envelope
+            move = status_move(row["type"], row["previous_status"], row["status"])
+            if move is not None:
+                before, after = move
+                if before is not None:
+                    counts[before] = max(0, counts.get(before, 0) - 1)
+                counts[after] = counts.get(after, 0) + 1
+                space_envelope = {**envelope, "counts": dict(counts)}
+            result.messages.append(
+                (space_group(space.public_id), {"type": "stream.event", "event": space_envelope})
+            )
+            result.messages.append(
+                (
+                    job_group(row["job_id"]),
+                    {
+                        "type": "stream.event",
+                        "event": envelope,
+                        "prev": previous.get(row["job_id"]),
+                    },
+                )
+            )
+            previous[row["job_id"]] = last
+        JobEvent.objects.bulk_update(updates, ["seq"])
+        Space.objects.filter(pk=space_id).update(event_seq=last, status_counts=counts)
+        result.count = len(pending)
+    return result
+
+
+def build_envelope(row: dict, space_public_id: str) -> dict:
+    """The SPEC envelope of a stored event (a values() row with job_name)."""
+    return {
+        "type": row["type"],
+        "jobId": row["job_id"],
+        "jobName": row["job_name"],
+        "spaceId": space_public_id,
+        "status": row["status"],
+        "attemptNumber": row["attempt_number"],
+        "data": row["data"],
+        "seq": row["seq"],
+        "timestamp": iso(row["created_at"]),
+    }
+
+
+ENVELOPE_FIELDS = (
+    "id",
+    "job_id",
+    "type",
+    "status",
+    "data",
+    "attempt_number",
+    "created_at",
+    "seq",
+)
+
+
+def stored_envelopes(queryset, space_public_id: str) -> list[dict]:
+    """Envelopes of stored, numbered events (replay and gap filling), in seq order."""
+    rows = (
+        queryset.filter(seq__isnull=False)
+        .order_by("seq")
+        .values(*ENVELOPE_FIELDS, job_name=F("job__name"))
+    )
+    return [build_envelope(row, space_public_id) for row in rows]
+
+
+def publish_space(space_id: int) -> int:
+    """Number the space's pending events and send them out. Never raises; returns how many."""
+    total = 0
+    for _ in range(MAX_ROUNDS):
+        try:
+            batch = sequence_space(space_id)
+        except Exception as exc:
+            # The rows are stored; the next numbering of this space or the straggler pass
+            # picks them up.
+            log.warning("event sequencing failed", extra={"space": space_id, "error": repr(exc)})
+            return total
+        if batch is None:
+            return total
+        total += batch.count
+        fan_out(batch.messages)
+        if batch.count < BATCH_SIZE:
+            return total
+    return total
+
+
+def on_events_committed(sender, events: Iterable[JobEvent], **kwargs) -> None:
+    """event_committed receiver: number and send the committed events, space by space."""
+    for space_id in sorted({event.space_id for event in events}):
+        publish_space(space_id)
+
+
+def sequence_stragglers(older_than_seconds: float = 2, now: datetime | None = None) -> int:
+    """Number events left unnumbered (a process died between commit and numbering).
+
+    Only events older than OLDER_THAN_SECONDS, so this does not race the normal path for
+    fresh events (it would be harmless: the space lock serializes numberings). The scheduler
+    loop calls it every few seconds.
+    """
+    cutoff = (now or timezone.now()) - timedelta(seconds=older_than_seconds)
+    # One probe per space on the (space, seq) index: seq IS NULL is an index condition.
+    stale = JobEvent.objects.filter(
+        space_id=OuterRef("pk"), seq__isnull=True, created_at__lt=cutoff
+    )
+    space_ids = list(Space.objects.filter(Exists(stale)).values_list("pk", flat=True))
+    return sum(publish_space(space_id) for space_id in space_ids)
+
+
+# --- fan-out ---------------------------------------------------------------------------------
+
+
+def fan_out(messages: list[tuple[str, dict]]) -> bool:
+    """Send (group, message) pairs to the channel layer, bounded in time. Never raises.
+
+    A failure (Redis down or slow) is logged and pauses fan-out for a few seconds; the events
+    stay stored, connected consumers catch up from the database, and clients that reconnect
+    replay from `since`.
+    """
+    global _fanout_paused_until
+    if not messages:
+        return True
+    if time.monotonic() < _fanout_paused_until:
+        return False
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    timeout = float(getattr(settings, "STREAM_FANOUT_TIMEOUT", 0.5))
+    try:
+        async_to_sync(_send_all)(layer, messages, timeout)
+    except Exception as exc:
+        _fanout_paused_until = time.monotonic() + FANOUT_PAUSE_SECONDS
+        log.warning(
+            "stream fan-out failed; events stay stored and are replayed",
+            extra={"error": repr(exc) or type(exc).__name__, "messages": len(messages)},
+        )
+        return False
+    return True
+
+
+def resume_fan_out() -> None:
+    """Lift the pause after a failure (tests, and an operator who knows Redis is back)."""
+    global _fanout_paused_until
+    _fanout_paused_until = 0.0
+
+
+async def _send_all(layer, messages: list[tuple[str, dict]], timeout: float) -> None:
+    # In order within a group (consumers would otherwise see gaps and fill them from the
+    # database), concurrently across groups.
+    by_group: dict[str, list[dict]] = {}
+    for group, message in messages:
+        by_group.setdefault(group, []).append(message)
+
+    async def send_group(group: str, items: list[dict]) -> None:
+        for message in items:
+            await layer.group_send(group, message)
+
+    await asyncio.wait_for(
+        asyncio.gather(*(send_group(group, items) for group, items in by_group.items())),
+        timeout=timeout,
+    )
