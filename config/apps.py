@@ -30,6 +30,11 @@ class OperationsConfig(AppConfig):
         )
         checks.register(check_operations_settings)
 
+        # Retention runs in the scheduler process (python manage.py run_scheduler).
+        from jobs import retention, scheduler
+
+        scheduler.register_periodic("jobs.retention", retention.prune_expired, every=60)
+
 
 def check_operations_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from .metrics import parse_networks

@@ -235,7 +235,8 @@ METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5.0)
 METRICS_MAX_SPACES = env.int("METRICS_MAX_SPACES", default=1000)
 # Retention: jobs deleted per transaction, and the time one scheduler pass may spend.
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=500)
-RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", default=20.0)
+# Short enough that a scheduler told to stop (SIGTERM) exits well within a grace period.
+RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", default=10.0)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,0 +1,210 @@
+"""Retention: finished jobs are deleted, with their events and logs, after a per-space period.
+
+Each space keeps completed jobs for `retention_completed_days` (default 14) and dead or killed
+jobs for `retention_failed_days` (default 30), counted from the job's completed_at (the time it
+finished, for all three). 0 keeps them forever. Notification delivery records are kept as long
+as the longer of the two periods.
+
+The scheduler calls prune_expired() about once a minute. Work is done in small transactions of
+RETENTION_BATCH_SIZE jobs, so no lock is held for long and a huge backlog drains over several
+passes (each pass stops after RETENTION_MAX_SECONDS). Jobs are locked with SKIP LOCKED: a job a
+worker or an operator is touching right now (a redrive of a dead job, say) is left for a later
+pass, and several scheduler copies never delete the same rows or count them twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from spaces.models import Space
+
+from .models import Job, JobEvent, JobLog
+
+log = logging.getLogger(__name__)
+
+COMPLETED = (Job.Status.COMPLETED,)
+FAILED = (Job.Status.DEAD, Job.Status.KILLED)
+# Spaces per query: keeps the IN (...) list, and the plan, small.
+SPACE_CHUNK = 500
+
+
+def prune_expired(
+    now: datetime | None = None,
+    *,
+    batch_size: int | None = None,
+    max_seconds: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, int]:
+    """Delete what is due in every space; returns how many rows went, by kind.
+
+    Stops early (the rest waits for the next pass) when MAX_SECONDS have passed or SHOULD_STOP
+    returns true between two batches (the scheduler stopping on SIGTERM).
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.RETENTION_BATCH_SIZE
+    budget = settings.RETENTION_MAX_SECONDS if max_seconds is None else max_seconds
+    deadline = time.monotonic() + budget
+    totals: Counter[str] = Counter()
+
+    stopped = False
+
+    def out_of_time() -> bool:
+        # Sticky: once the budget is spent or a stop was asked for, the whole pass ends.
+        nonlocal stopped
+        stopped = stopped or (
+            time.monotonic() >= deadline or (should_stop is not None and should_stop())
+        )
+        return stopped
+
+    job_groups, delivery_groups = _due_groups(now)
+    for statuses, cutoff, space_ids in job_groups:
+        for chunk in _chunks(space_ids, SPACE_CHUNK):
+            while not out_of_time():
+                deleted = _prune_jobs_batch(chunk, statuses, cutoff, batch_size)
+                totals.update(deleted)
+                totals["batches"] += 1 if deleted else 0
+                if sum(deleted.values()) < batch_size:
+                    break
+    for cutoff, space_ids in delivery_groups:
+        for chunk in _chunks(space_ids, SPACE_CHUNK):
+            while not out_of_time():
+                deleted = _prune_deliveries_batch(chunk, cutoff, batch_size)
+                totals["deliveries"] += deleted
+                totals["batches"] += 1 if deleted else 0
+                if deleted < batch_size:
+                    break
+
+    result = {
+        "completed": totals["completed"],
+        "dead": totals["dead"],
+        "killed": totals["killed"],
+        "deliveries": totals["deliveries"],
+        "batches": totals["batches"],
+    }
+    if result["completed"] or result["dead"] or result["killed"] or result["deliveries"]:
+        log.info(
+            "retention deleted %d completed, %d dead, %d killed jobs and %d deliveries",
+            result["completed"],
+            result["dead"],
+            result["killed"],
+            result["deliveries"],
+            extra={"retention": result},
+        )
+    return result
+
+
+def _due_groups(
+    now: datetime,
+) -> tuple[list[tuple[tuple[str, ...], datetime, list[int]]], list[tuple[datetime, list[int]]]]:
+    """Spaces grouped by retention period, so one query serves every space with the same cutoff.
+
+    Few distinct periods are in use in practice, which keeps the number of queries per pass
+    small however many spaces there are.
+    """
+    completed: dict[int, list[int]] = defaultdict(list)
+    failed: dict[int, list[int]] = defaultdict(list)
+    deliveries: dict[int, list[int]] = defaultdict(list)
+    rows = Space.objects.order_by("id").values_list(
+        "id", "retention_completed_days", "retention_failed_days"
+    )
+    for space_id, completed_days, failed_days in rows.iterator(chunk_size=2000):
+        if completed_days:
+            completed[completed_days].append(space_id)
+        if failed_days:
+            failed[failed_days].append(space_id)
+        if completed_days and failed_days:
+            deliveries[max(completed_days, failed_days)].append(space_id)
+    job_groups = [
+        (COMPLETED, now - timedelta(days=days), ids) for days, ids in sorted(completed.items())
+    ] + [(FAILED, now - timedelta(days=days), ids) for days, ids in sorted(failed.items())]
+    delivery_groups = [
+        (now - timedelta(days=days), ids) for days, ids in sorted(deliveries.items())
+    ]
+    return job_groups, delivery_groups
+
+
+def _prune_jobs_batch(
+    space_ids: list[int], statuses: Iterable[str], cutoff: datetime, limit: int
+) -> Counter[str]:
+    """Delete up to LIMIT finished jobs finished before CUTOFF; returns the count by status."""
+    with transaction.atomic():
+        # Selected and locked inside the transaction: a row that another pass or a redrive
+        # holds is skipped, and one that changed status since is no longer matched.
+        # job_finished_idx: (space, status, completed_at) WHERE status IN (finished).
+        rows = list(
+            Job.objects.filter(
+                space_id__in=space_ids, status__in=list(statuses), completed_at__lt=cutoff
+            )
+            .order_by()
+            .select_for_update(skip_locked=True)
+            .values_list("id", "space_id", "status")[:limit]
+        )
+        if not rows:
+            return Counter()
+        ids = [row[0] for row in rows]
+        # Children first, by job id (jobevent_job_idx, joblog_unique_seq), then the jobs;
+        # delivery records stay (their job link is cleared) until their own retention.
+        JobEvent.objects.filter(job_id__in=ids).delete()
+        JobLog.objects.filter(job_id__in=ids).delete()
+        _detach_deliveries(ids)
+        # only("id"): the collector must not load 500 payloads just to delete their rows.
+        Job.objects.filter(id__in=ids).only("id").delete()
+
+        by_space: dict[int, Counter[str]] = defaultdict(Counter)
+        for _, space_id, status in rows:
+            by_space[space_id][status] += 1
+        # Space rows last and in pk order, so the lock is held only for the end of the
+        # transaction and two passes cannot deadlock on them.
+        for space_id in sorted(by_space):
+            _decrement_counts(space_id, by_space[space_id])
+
+    deleted = Counter(status for _, _, status in rows)
+    from config.metrics import RETENTION_DELETED
+
+    for status, n in deleted.items():
+        RETENTION_DELETED.labels(status).inc(n)
+    return deleted
+
+
+def _detach_deliveries(job_ids: list[str]) -> None:
+    from notifications.models import NotificationDelivery
+
+    NotificationDelivery.objects.filter(job_id__in=job_ids).update(job=None)
+
+
+def _decrement_counts(space_id: int, deleted: Counter[str]) -> None:
+    """Take deleted jobs out of Space.status_counts (the per-status counts streams show)."""
+    space = Space.objects.select_for_update().only("id", "status_counts").get(pk=space_id)
+    counts = dict(space.status_counts or {})
+    for status, n in deleted.items():
+        counts[status] = max(int(counts.get(status, 0) or 0) - n, 0)
+    Space.objects.filter(pk=space_id).update(status_counts=counts)
+
+
+def _prune_deliveries_batch(space_ids: list[int], cutoff: datetime, limit: int) -> int:
+    from notifications.models import NotificationDelivery
+
+    with transaction.atomic():
+        # delivery_space_recent_idx: (space, created_at).
+        ids = list(
+            NotificationDelivery.objects.filter(space_id__in=space_ids, created_at__lt=cutoff)
+            .order_by()
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return 0
+        deleted, _ = NotificationDelivery.objects.filter(id__in=ids).delete()
+    return deleted
+
+
+def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
