@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from spaces.models import Space
 
+from . import streams
 from .models import Job, JobEvent, JobLog
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def _prune_jobs_batch(
         by_space: dict[int, Counter[str]] = defaultdict(Counter)
         for _, space_id, status in rows:
             by_space[space_id][status] += 1
-        # Space rows last and in pk order, so the lock is held only for the end of the
+        # Space rows last and in pk order, so their lock is held only for the end of the
         # transaction and two passes cannot deadlock on them.
         for space_id in sorted(by_space):
             _decrement_counts(space_id, by_space[space_id])
@@ -181,12 +182,11 @@ def _detach_deliveries(job_ids: list[str]) -> None:
 
 
 def _decrement_counts(space_id: int, deleted: Counter[str]) -> None:
-    """Take deleted jobs out of Space.status_counts (the per-status counts streams show)."""
-    space = Space.objects.select_for_update().only("id", "status_counts").get(pk=space_id)
-    counts = dict(space.status_counts or {})
-    for status, n in deleted.items():
-        counts[status] = max(int(counts.get(status, 0) or 0) - n, 0)
-    Space.objects.filter(pk=space_id).update(status_counts=counts)
+    """Take deleted jobs out of Space.status_counts (the per-status counts streams show).
+
+    Inside the deleting transaction, so the counts and the rows change together.
+    """
+    streams.adjust_counts(space_id, {status: -n for status, n in deleted.items()})
 
 
 def _prune_deliveries_batch(space_ids: list[int], cutoff: datetime, limit: int) -> int:

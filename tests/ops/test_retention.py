@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs import retention, scheduler
 from jobs.models import Job, JobEvent, JobLog
+from jobs.streams import STATUSES
 from notifications.models import NotificationDelivery
 from spaces.models import Space
 from tests.factories import JobFactory, SpaceFactory
@@ -128,14 +129,13 @@ def test_it_takes_deleted_jobs_out_of_the_space_counts():
     finished(space, "completed", timedelta(days=20))
     finished(space, "completed", timedelta(days=20))
     finished(space, "killed", timedelta(days=40))
-    Space.objects.filter(pk=space.pk).update(
-        status_counts={"pending": 4, "completed": 7, "killed": 1, "dead": 3}
-    )
+    counts = dict.fromkeys(STATUSES, 0) | {"pending": 4, "completed": 7, "killed": 1, "dead": 3}
+    Space.objects.filter(pk=space.pk).update(status_counts=counts)
 
     retention.prune_expired()
 
     space.refresh_from_db()
-    assert space.status_counts == {"pending": 4, "completed": 5, "killed": 0, "dead": 3}
+    assert space.status_counts == counts | {"completed": 5, "killed": 0}
 
 
 @time_machine.travel(NOW, tick=False)
@@ -186,7 +186,8 @@ def test_a_job_locked_elsewhere_is_skipped_and_not_counted():
         space = SpaceFactory()
         busy = finished(space, "dead", timedelta(days=40))
         idle = finished(space, "dead", timedelta(days=40))
-        Space.objects.filter(pk=space.pk).update(status_counts={"dead": 2})
+        counts = dict.fromkeys(STATUSES, 0) | {"dead": 2}
+        Space.objects.filter(pk=space.pk).update(status_counts=counts)
     locked, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:
@@ -213,4 +214,4 @@ def test_a_job_locked_elsewhere_is_skipped_and_not_counted():
     assert remaining(space) == {busy.id}
     assert not Job.objects.filter(pk=idle.pk).exists()
     space.refresh_from_db()
-    assert space.status_counts == {"dead": 1}
+    assert space.status_counts == counts | {"dead": 1}
