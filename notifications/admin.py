@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import NotificationDelivery
+from .models import NotificationDelivery, PendingNotification
 
 
 @admin.register(NotificationDelivery)
@@ -19,6 +19,24 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["channel", "success", "space"]
     search_fields = ["=job__id", "target_host", "event", "error"]
     raw_id_fields = ["job", "space"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PendingNotification)
+class PendingNotificationAdmin(admin.ModelAdmin):
+    """The outbox, read-only: rows waiting for Celery or for a retry."""
+
+    list_display = ["id", "created_at", "space", "channel", "events", "attempt", "lease_until"]
+    list_filter = ["channel"]
+    raw_id_fields = ["space", "job", "job_event"]
+    readonly_fields = ["space", "job", "job_event", "channel", "events", "attempt", "lease_until"]
+    exclude = ["token"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

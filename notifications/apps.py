@@ -3,3 +3,15 @@ from django.apps import AppConfig
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
+
+    def ready(self) -> None:
+        from jobs.events import event_committed
+        from spaces.services import resume_hooks
+
+        from . import outbox
+
+        # Every committed job event passes through the outbox planner (after commit, in the
+        # process that wrote it); dispatch_uid keeps a second ready() from doubling it.
+        event_committed.connect(outbox.on_event_committed, dispatch_uid="notifications.outbox")
+        if outbox.wake_on_resume not in resume_hooks:
+            resume_hooks.append(outbox.wake_on_resume)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, JobEvent
 from spaces.models import Space
 
 
@@ -40,3 +41,38 @@ class NotificationDelivery(models.Model):
     def __str__(self) -> str:
         outcome = "ok" if self.success else "failed"
         return f"{self.channel} {self.event} #{self.attempt} {outcome}"
+
+
+class PendingNotification(models.Model):
+    """The notification outbox: what still has to be sent, written right after the job
+    event's transaction commits and deleted once sent (or given up on).
+
+    A row is "leased" while a Celery task owns it (`lease_until` in the future). A row whose
+    lease is empty (the broker was down when it was written) or has run out (its task message
+    was lost) is picked up again by flush_outbox(). `token` names the task message that owns
+    the row: a re-enqueue gets a new token, so an old message that still turns up is ignored.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    job_event = models.ForeignKey(
+        JobEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=NotificationDelivery.Channel.choices)
+    # The messages still to send, in order: Slack events ("failed", "dead"), "job.pending",
+    # or the callback's status.
+    events = models.JSONField(default=list)
+    attempt = models.PositiveSmallIntegerField(default=1)  # of the next try
+    token = models.CharField(max_length=32, default="", blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # flush_outbox: WHERE lease_until IS NULL OR lease_until < now ORDER BY id
+            models.Index(fields=["lease_until"], name="pending_notif_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {','.join(self.events)} (attempt {self.attempt})"
