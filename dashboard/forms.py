@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.db.models import Q
 
+from lib.http_headers import validate_headers
 from orgs.models import Membership, Organization
 from spaces import scopes
 from spaces.models import Space
@@ -166,23 +167,6 @@ def parse_header_lines(text: str) -> tuple[dict[str, str], list[str]]:
             continue
         headers[name.strip()] = value.strip()
     return headers, errors
-
-
-def validate_headers(headers: dict[str, str]) -> list[str]:
-    """The notifications app's header rules when present; at least no CR, LF or NUL."""
-    try:
-        from lib.http_headers import validate_headers as shared_rules
-    except ImportError:
-        shared_rules = None
-    if shared_rules is not None:
-        return list(shared_rules(headers))
-    errors = []
-    for name, value in headers.items():
-        if any(c in name + value for c in "\r\n\x00"):
-            errors.append(f"Header {name!r} contains a control character.")
-        elif not all(33 <= ord(c) <= 126 and c != ":" for c in name):
-            errors.append(f"Header name {name!r} is not a valid token.")
-    return errors
 
 
 class PushForm(forms.Form):

@@ -87,8 +87,9 @@ class JobPage:
 
 
 def job_page(
-    space: Space, flt: JobFilter, *, before: str = "", after: str = "", size: int = PAGE_SIZE
+    space: Space, flt: JobFilter, *, before: str = "", after: str = "", size: int | None = None
 ) -> JobPage:
+    size = size or PAGE_SIZE
     base = flt.apply(Job.objects.filter(space=space))
     if flt.q:
         return _search_page(base, flt, before=before, size=size)

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from orgs.models import Membership, Organization
+from tests.factories import MembershipFactory, UserFactory
+
+
+def test_it_signs_up_and_logs_the_new_user_in(client, db):
+    response = client.post(
+        reverse("dashboard-signup"),
+        {
+            "username": "dora",
+            "email": "dora@example.com",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard-org-create")
+    assert get_user_model().objects.get(username="dora").email == "dora@example.com"
+    assert client.get(reverse("dashboard-org-create")).status_code == 200
+
+
+def test_signup_rejects_an_email_already_in_use(client, cast):
+    response = client.post(
+        reverse("dashboard-signup"),
+        {
+            "username": "alice2",
+            "email": cast.alice.email.upper(),
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+
+
+def test_login_page_and_logout_work(client, cast):
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "alice", "password": "password"})
+    assert response.status_code == 302
+    assert client.get(reverse("dashboard-home")).status_code == 302
+    client.post(reverse("logout"))
+    assert client.get(reverse("dashboard-home"))["Location"].startswith(reverse("login"))
+
+
+def test_password_change_page_renders(client, cast):
+    client.force_login(cast.alice)
+    assert client.get(reverse("password_change")).status_code == 200
+
+
+def test_home_sends_a_user_without_org_to_create_one(client, db):
+    client.force_login(UserFactory(username="newbie"))
+    assert client.get(reverse("dashboard-home"))["Location"] == reverse("dashboard-org-create")
+
+
+def test_creating_an_org_makes_the_creator_its_owner(client, db):
+    user = UserFactory(username="erin")
+    client.force_login(user)
+    response = client.post(reverse("dashboard-org-create"), {"name": "Erin Labs"})
+    org = Organization.objects.get(name="Erin Labs")
+    assert response["Location"] == reverse("dashboard-org", kwargs={"slug": org.slug})
+    assert org.role_of(user) == Membership.Role.OWNER
+
+
+def test_switching_org_is_remembered_in_the_session(client, cast):
+    second = Organization.objects.create(name="Zeta")
+    MembershipFactory(organization=second, user=cast.alice, role=Membership.Role.MEMBER)
+    client.force_login(cast.alice)
+    client.post(reverse("dashboard-org-switch", kwargs={"slug": second.slug}))
+    assert client.get(reverse("dashboard-home"))["Location"] == reverse(
+        "dashboard-org", kwargs={"slug": second.slug}
+    )
+    client.post(reverse("dashboard-org-switch", kwargs={"slug": cast.org.slug}))
+    assert client.get(reverse("dashboard-home"))["Location"] == reverse(
+        "dashboard-org", kwargs={"slug": cast.org.slug}
+    )
+
+
+def test_switching_needs_a_post(client, cast):
+    client.force_login(cast.alice)
+    url = reverse("dashboard-org-switch", kwargs={"slug": cast.org.slug})
+    assert client.get(url).status_code == 405
+
+
+def test_the_org_menu_lists_only_the_users_orgs(client, cast):
+    client.force_login(cast.alice)
+    html = client.get(reverse("dashboard-org", kwargs={"slug": cast.org.slug})).content.decode()
+    assert "Alice Co" in html
+    assert "Charlie Co" not in html
+
+
+class TestMembers:
+    def url(self, cast, name="dashboard-members", **kw):
+        return reverse(name, kwargs={"slug": cast.org.slug, **kw})
+
+    def test_an_admin_adds_a_member_by_username_or_email(self, client, cast):
+        client.force_login(cast.alice)
+        dan = UserFactory(username="dan", email="Dan@Example.com")
+        response = client.post(self.url(cast), {"user": "dan@example.com", "role": "admin"})
+        assert response.status_code == 302
+        assert cast.org.role_of(dan) == "admin"
+        client.post(self.url(cast), {"user": "charlie", "role": "member"})
+        assert cast.org.role_of(cast.charlie) == "member"
+
+    def test_adding_an_unknown_user_or_an_existing_member_is_an_error(self, client, cast):
+        client.force_login(cast.alice)
+        response = client.post(self.url(cast), {"user": "nobody", "role": "member"})
+        assert "No user with this username or email" in response.content.decode()
+        response = client.post(self.url(cast), {"user": "bob", "role": "member"})
+        assert "already a member" in response.content.decode()
+
+    def test_admins_cannot_grant_owner(self, client, cast):
+        cast.org.memberships.filter(user=cast.bob).update(role="admin")
+        client.force_login(cast.bob)
+        response = client.post(self.url(cast), {"user": "charlie", "role": "owner"})
+        assert response.status_code == 200
+        assert cast.org.role_of(cast.charlie) is None
+
+    def test_an_owner_changes_a_role(self, client, cast):
+        client.force_login(cast.alice)
+        bob = cast.org.memberships.get(user=cast.bob)
+        client.post(
+            self.url(cast, "dashboard-member-role", membership_id=bob.pk), {"role": "admin"}
+        )
+        bob.refresh_from_db()
+        assert bob.role == "admin"
+
+    def test_the_last_owner_cannot_be_demoted_or_removed(self, client, cast):
+        client.force_login(cast.alice)
+        alice = cast.org.memberships.get(user=cast.alice)
+        url = self.url(cast, "dashboard-member-role", membership_id=alice.pk)
+        assert client.post(url, {"role": "member"}).status_code == 403
+        url = self.url(cast, "dashboard-member-remove", membership_id=alice.pk)
+        assert client.post(url).status_code == 403
+        alice.refresh_from_db()
+        assert alice.role == "owner"
+
+    def test_an_admin_cannot_touch_an_owner(self, client, cast):
+        cast.org.memberships.filter(user=cast.bob).update(role="admin")
+        client.force_login(cast.bob)
+        alice = cast.org.memberships.get(user=cast.alice)
+        url = self.url(cast, "dashboard-member-remove", membership_id=alice.pk)
+        assert client.post(url).status_code == 403
+        assert cast.org.role_of(cast.alice) == "owner"
+
+    def test_an_owner_removes_a_member(self, client, cast):
+        client.force_login(cast.alice)
+        bob = cast.org.memberships.get(user=cast.bob)
+        client.post(self.url(cast, "dashboard-member-remove", membership_id=bob.pk))
+        assert cast.org.role_of(cast.bob) is None
+
+    def test_membership_ids_of_another_org_are_404(self, client, cast):
+        client.force_login(cast.alice)
+        charlie = cast.other_org.memberships.get(user=cast.charlie)
+        url = self.url(cast, "dashboard-member-remove", membership_id=charlie.pk)
+        assert client.post(url).status_code == 404

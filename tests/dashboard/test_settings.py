@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import NotificationDelivery
+from spaces.models import Space
+
+SLACK = "https://hooks.slack.com/services/T0/B0/SECRET"
+
+
+def _url(cast):
+    return reverse("dashboard-settings", kwargs={"public_id": cast.space.public_id})
+
+
+def test_the_slack_form_saves_url_and_events_and_turns_slack_back_on(client, cast):
+    Space.objects.filter(pk=cast.space.pk).update(
+        slack_disabled_at=timezone.now(), slack_last_error="404 no_service"
+    )
+    client.force_login(cast.alice)
+    response = client.post(
+        _url(cast),
+        {"form": "slack", "slack_webhook_url": SLACK, "slack_events": ["dead", "failed"]},
+    )
+    assert response.status_code == 302
+    cast.space.refresh_from_db()
+    assert cast.space.slack_webhook_url == SLACK
+    assert cast.space.slack_events == ["dead", "failed"]
+    assert cast.space.slack_disabled_at is None
+    assert cast.space.slack_last_error == ""
+
+
+def test_the_slack_form_rejects_a_non_http_url(client, cast):
+    client.force_login(cast.alice)
+    response = client.post(_url(cast), {"form": "slack", "slack_webhook_url": "ftp://x/y"})
+    assert response.status_code == 200
+    assert "http:// or https://" in response.content.decode()
+
+
+def test_saving_one_form_leaves_the_other_alone(client, cast):
+    Space.objects.filter(pk=cast.space.pk).update(push_url="https://w.example.com/wake")
+    client.force_login(cast.alice)
+    client.post(_url(cast), {"form": "slack", "slack_webhook_url": SLACK})
+    cast.space.refresh_from_db()
+    assert cast.space.push_url == "https://w.example.com/wake"
+
+
+def test_the_push_form_saves_headers_and_names(client, cast):
+    client.force_login(cast.alice)
+    response = client.post(
+        _url(cast),
+        {
+            "form": "push",
+            "push_url": "https://w.example.com/wake",
+            "push_headers": "Authorization: Bearer abc\nX-Team: data",
+            "push_names": "email.send, report.build\nemail.send",
+        },
+    )
+    assert response.status_code == 302
+    cast.space.refresh_from_db()
+    assert cast.space.push_headers == {"Authorization": "Bearer abc", "X-Team": "data"}
+    assert cast.space.push_names == ["email.send", "report.build"]
+
+
+@pytest.mark.parametrize(
+    "headers", ["no colon here", "X-Bad Name: v", "Host: example.com", "X-Jobyard-Sig: x"]
+)
+def test_the_push_form_rejects_bad_headers(client, cast, headers):
+    client.force_login(cast.alice)
+    response = client.post(
+        _url(cast), {"form": "push", "push_url": "https://w.example.com/", "push_headers": headers}
+    )
+    assert response.status_code == 200
+    cast.space.refresh_from_db()
+    assert cast.space.push_url == ""
+
+
+def test_the_page_shows_the_signing_secret_and_recent_deliveries(client, cast):
+    NotificationDelivery.objects.create(
+        space=cast.space,
+        channel="slack",
+        event="dead",
+        target_host="hooks.slack.com",
+        success=False,
+        status_code=500,
+        error="upstream down",
+    )
+    client.force_login(cast.alice)
+    html = client.get(_url(cast)).content.decode()
+    assert cast.space.push_secret in html  # behind the copy and show buttons
+    assert "upstream down" in html
+    assert "hooks.slack.com" in html
+
+
+def test_an_unknown_form_is_rejected(client, cast):
+    client.force_login(cast.alice)
+    response = client.post(_url(cast), {"form": "nope"})
+    assert response.status_code == 302
+
+
+def test_the_test_buttons_need_a_saved_url(client, cast):
+    client.force_login(cast.alice)
+    url = reverse("dashboard-test-slack", kwargs={"public_id": cast.space.public_id})
+    response = client.post(url, follow=True)
+    assert "Save a URL" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "func"), [("slack", "send_test_slack"), ("push", "send_test_push")]
+)
+def test_the_test_buttons_call_the_notification_senders(client, cast, kind, func):
+    services = pytest.importorskip("notifications.services")
+    Space.objects.filter(pk=cast.space.pk).update(
+        slack_webhook_url=SLACK, push_url="https://w.example.com/wake"
+    )
+    client.force_login(cast.alice)
+    with mock.patch.object(services, func, autospec=True) as sender:
+        sender.return_value = NotificationDelivery(
+            space=cast.space, channel=kind, event="test", success=True, status_code=200
+        )
+        response = client.post(
+            reverse(f"dashboard-test-{kind}", kwargs={"public_id": cast.space.public_id}),
+            follow=True,
+        )
+    assert sender.call_count == 1
+    assert sender.call_args.args[0] == cast.space
+    assert "sent" in response.content.decode()
