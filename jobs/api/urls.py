@@ -9,23 +9,23 @@ from . import docs, views
 urlpatterns = [
     path("schema", docs.SchemaView.as_view(), name="jobs-api-schema"),
     path("docs", docs.api_docs, name="jobs-api-docs"),
-    path("spaces/<str:space_id>/jobs", views.SpaceJobsView.as_view(), name="jobs-api-jobs"),
-    path("spaces/<str:space_id>/jobs/poll", views.PollView.as_view(), name="jobs-api-poll"),
+    path("spaces/<str:spaceId>/jobs", views.SpaceJobsView.as_view(), name="jobs-api-jobs"),
+    path("spaces/<str:spaceId>/jobs/poll", views.PollView.as_view(), name="jobs-api-poll"),
     # The batch routes come before jobs/<id>: "complete" is not a job id.
     path("jobs/complete", views.BatchCompleteView.as_view(), name="jobs-api-complete-batch"),
     path("jobs/fail", views.BatchFailView.as_view(), name="jobs-api-fail-batch"),
-    path("jobs/<str:job_id>", views.JobDetailView.as_view(), name="jobs-api-detail"),
-    path("jobs/<str:job_id>/claim", views.ClaimView.as_view(), name="jobs-api-claim"),
-    path("jobs/<str:job_id>/ack", views.AckView.as_view(), name="jobs-api-ack"),
-    path("jobs/<str:job_id>/progress", views.ProgressView.as_view(), name="jobs-api-progress"),
+    path("jobs/<str:jobId>", views.JobDetailView.as_view(), name="jobs-api-detail"),
+    path("jobs/<str:jobId>/claim", views.ClaimView.as_view(), name="jobs-api-claim"),
+    path("jobs/<str:jobId>/ack", views.AckView.as_view(), name="jobs-api-ack"),
+    path("jobs/<str:jobId>/progress", views.ProgressView.as_view(), name="jobs-api-progress"),
     path(
-        "jobs/<str:job_id>/checkpoint", views.CheckpointView.as_view(), name="jobs-api-checkpoint"
+        "jobs/<str:jobId>/checkpoint", views.CheckpointView.as_view(), name="jobs-api-checkpoint"
     ),
-    path("jobs/<str:job_id>/event", views.EventView.as_view(), name="jobs-api-event"),
-    path("jobs/<str:job_id>/keepalive", views.KeepaliveView.as_view(), name="jobs-api-keepalive"),
-    path("jobs/<str:job_id>/logs", views.LogsView.as_view(), name="jobs-api-logs"),
-    path("jobs/<str:job_id>/complete", views.CompleteView.as_view(), name="jobs-api-complete"),
-    path("jobs/<str:job_id>/fail", views.FailView.as_view(), name="jobs-api-fail"),
-    path("jobs/<str:job_id>/kill", views.KillView.as_view(), name="jobs-api-kill"),
-    path("jobs/<str:job_id>/retry", views.RetryView.as_view(), name="jobs-api-retry"),
+    path("jobs/<str:jobId>/event", views.EventView.as_view(), name="jobs-api-event"),
+    path("jobs/<str:jobId>/keepalive", views.KeepaliveView.as_view(), name="jobs-api-keepalive"),
+    path("jobs/<str:jobId>/logs", views.LogsView.as_view(), name="jobs-api-logs"),
+    path("jobs/<str:jobId>/complete", views.CompleteView.as_view(), name="jobs-api-complete"),
+    path("jobs/<str:jobId>/fail", views.FailView.as_view(), name="jobs-api-fail"),
+    path("jobs/<str:jobId>/kill", views.KillView.as_view(), name="jobs-api-kill"),
+    path("jobs/<str:jobId>/retry", views.RetryView.as_view(), name="jobs-api-retry"),
 ]

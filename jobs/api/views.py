@@ -128,8 +128,8 @@ class SpaceJobsView(ApiView):
         },
         tags=["jobs"],
     )
-    def post(self, request: Request, space_id: str) -> Response:
-        self.check_space(space_id)
+    def post(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
         space = self.key.space
         data = request.data
         if isinstance(data, list):
@@ -188,8 +188,8 @@ class SpaceJobsView(ApiView):
         responses={200: s.JobListSerializer, **_errors(400, 401, 403, 404, 429)},
         tags=["jobs"],
     )
-    def get(self, request: Request, space_id: str) -> Response:
-        self.check_space(space_id)
+    def get(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
         params = request.query_params
         errors: dict[str, list[str]] = {}
         limit = _int_param(params, "limit", 50, 1, 100, errors)
@@ -261,8 +261,8 @@ class PollView(ApiView):
         responses={200: s.PollResponseSerializer, **_errors(*COMMON)},
         tags=["workers"],
     )
-    def post(self, request: Request, space_id: str) -> Response:
-        self.check_space(space_id)
+    def post(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
         params = self.validate(s.PollSerializer, self.body(request))
         space = self.key.space
         names = params.get("filter_names")
@@ -291,8 +291,8 @@ class ClaimView(ApiView):
         responses={200: s.ClaimResponseSerializer, **_errors(401, 403, 404, 409, 429)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = services.claim_job(self.key.space, job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = services.claim_job(self.key.space, jobId)
         return Response({"job": s.descriptor_json(job)})
 
 
@@ -307,8 +307,8 @@ class AckView(ApiView):
         responses={200: s.StatusSerializer, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         services.ack_job(job, claim_id=self.claim_id(request, _maybe_body(request)))
         return Response(s.status_json(job))
 
@@ -332,8 +332,8 @@ class ProgressView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         data = self.validate(s.ProgressBodySerializer, body)
         services.report_progress(
@@ -351,8 +351,8 @@ class ProgressView(ApiView):
         responses={200: s.ProgressResponseSerializer, **_errors(401, 403, 404, 429)},
         tags=["jobs"],
     )
-    def get(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def get(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         return Response({"jobId": job.id, "status": job.status, "progress": job.progress})
 
 
@@ -367,8 +367,8 @@ class CheckpointView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
             raise ApiError(413, "payload_too_large", "Checkpoint exceeds 1 MiB when serialized")
@@ -387,8 +387,8 @@ class EventView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         data = self.validate(s.EventBodySerializer, body)
         services.record_custom_event(
@@ -408,8 +408,8 @@ class KeepaliveView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         data = self.validate(s.KeepaliveSerializer, body)
         services.keepalive_job(
@@ -429,8 +429,8 @@ class CompleteView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         data = self.validate(s.CompleteSerializer, body)
         services.complete_job(job, data.get("result"), claim_id=self.claim_id(request, body))
@@ -448,8 +448,8 @@ class FailView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         body = self.body(request)
         data = self.validate(s.FailSerializer, body)
         services.fail_job(
@@ -468,8 +468,8 @@ class KillView(ApiView):
         responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
         tags=["jobs"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         data = self.validate(s.KillSerializer, self.body(request))
         services.kill_job(job, data.get("reason") or None)
         return Response(s.status_json(job))
@@ -485,8 +485,8 @@ class RetryView(ApiView):
         responses={200: s.StatusSerializer, **_errors(401, 403, 404, 409, 429)},
         tags=["jobs"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         services.retry_job(job)
         return Response(s.status_json(job))
 
@@ -500,8 +500,8 @@ class JobDetailView(ApiView):
         responses={200: s.JobDetailSerializer, **_errors(401, 403, 404, 429)},
         tags=["jobs"],
     )
-    def get(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def get(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         latest = list(JobEvent.objects.filter(job=job).order_by("-id")[:MAX_DETAIL_EVENTS])
         body = s.job_json(job)
         body["events"] = [s.event_json(e) for e in reversed(latest)]
@@ -522,8 +522,8 @@ class LogsView(ApiView):
         responses={202: s.AcceptedSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
-    def post(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         data = request.data
         if isinstance(data, dict) and isinstance(data.get("logs"), list):
             data = data["logs"]  # {"logs": [...]} is accepted too
@@ -554,8 +554,8 @@ class LogsView(ApiView):
         responses={200: s.LogListSerializer, **_errors(400, 401, 403, 404, 429)},
         tags=["jobs"],
     )
-    def get(self, request: Request, job_id: str) -> Response:
-        job = self.get_job(job_id)
+    def get(self, request: Request, jobId: str) -> Response:
+        job = self.get_job(jobId)
         params = request.query_params
         errors: dict[str, list[str]] = {}
         limit = _int_param(params, "limit", 100, 1, 1000, errors)
