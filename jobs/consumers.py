@@ -308,7 +308,7 @@ class SpaceStreamConsumer(StreamConsumer):
         space = Space.objects.only("event_seq", "status_counts").get(pk=self.space_id)
         counts = space.status_counts
         if not streams._counts_valid(counts):
-            counts = streams.recount_space(self.space_id)
+            counts = streams.recount_space(self.space_id, announce=False)
         return space.event_seq, {s: int(counts.get(s, 0)) for s in streams.STATUSES}
 
     @database_sync_to_async

@@ -151,10 +151,11 @@ def _count_from_jobs(space_id: int) -> dict[str, int]:
     return counts
 
 
-def recount_space(space: Space | int) -> dict[str, int]:
+def recount_space(space: Space | int, *, announce: bool = True) -> dict[str, int]:
     """Recompute a space's counts from the Job table (repair, or counts never computed).
 
-    Costs a scan of the space's jobs: for repairs and first use, never per event.
+    Costs a scan of the space's jobs: for repairs and first use, never per event. With
+    ANNOUNCE the new counts go to the space's open streams.
     """
     space_id = space if isinstance(space, int) else space.pk
     with transaction.atomic():
@@ -162,7 +163,8 @@ def recount_space(space: Space | int) -> dict[str, int]:
         counts = _count_from_jobs(space_id)
         Space.objects.filter(pk=space_id).update(status_counts=counts)
         seq = row.event_seq
-    fan_out([(space_group(row.public_id), _counts_message(seq, counts))])
+    if announce:
+        fan_out([(space_group(row.public_id), _counts_message(seq, counts))])
     return counts
 
 
@@ -326,13 +328,15 @@ ENVELOPE_FIELDS = (
 )
 
 
-def stored_envelopes(queryset, space_public_id: str) -> list[dict]:
+def stored_envelopes(queryset, space_public_id: str, limit: int | None = None) -> list[dict]:
     """Envelopes of stored, numbered events (replay and gap filling), in seq order."""
     rows = (
         queryset.filter(seq__isnull=False)
         .order_by("seq")
         .values(*ENVELOPE_FIELDS, job_name=F("job__name"))
     )
+    if limit is not None:
+        rows = rows[:limit]
     return [build_envelope(row, space_public_id) for row in rows]
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.test import Client
 
 from jobs import consumers, events, services, streams
@@ -30,6 +31,13 @@ def anyio_backend():
 def in_memory_layer(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     streams.resume_fan_out()
+
+
+@pytest.fixture(autouse=True)
+async def close_orm_thread_connections(anyio_backend):
+    """The ORM thread keeps its connection (CONN_MAX_AGE); close it so the test DB can go."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
