@@ -235,3 +235,9 @@ def test_seq_follows_commit_order_not_start_order(space):
         JobEvent.objects.filter(space=space, seq__gt=start_seq), space.public_id
     )
     assert [e["type"] for e in replay] == ["fast-step", "slow-step"]
+
+
+def test_the_scheduler_runs_the_straggler_pass():
+    from jobs import scheduler
+
+    assert scheduler.periodic_tasks["jobs.sequence_stragglers"].func is streams.sequence_stragglers
