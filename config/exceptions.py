@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,6 +35,15 @@ def api_exception_handler(exc, context):
         response = Response(body, status=exc.status_code)
         if getattr(exc, "wait", None):
             response["Retry-After"] = str(exc.wait)
+        return response
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is away (restart, failover): answer fast and let the client retry,
+        # rather than a 500 that reads as a bug.
+        response = Response(
+            {"error": "The database is unavailable, retry shortly", "code": "unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "1"
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
