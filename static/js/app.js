@@ -131,6 +131,11 @@
     const n = Number(value);
     return isFinite(n) ? Math.max(0, Math.min(100, n)) : null;
   }
+  // Times are shown in UTC like the server-rendered ones ("2026-01-31 12:34:56").
+  function fmtUTC(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? "" : d.toISOString().slice(0, 19).replace("T", " ");
+  }
   function debounce(fn, ms) {
     let t = null;
     return function () {
@@ -207,7 +212,9 @@
     names.forEach((k) => (series[k] || []).forEach((v) => { if (v > max) max = v; }));
     // A round top value for the axis.
     const step = Math.pow(10, Math.floor(Math.log10(max)));
-    const top = Math.ceil(max / step) * step;
+    let top = Math.ceil(max / step) * step;
+    if (top < 2) top = 2;
+    if (top % 2) top += 1; // whole numbers at the middle line too
     const x = (i) => pad.l + (i * (w - pad.l - pad.r)) / Math.max(1, n - 1);
     const y = (v) => pad.t + (h - pad.t - pad.b) * (1 - v / top);
     const svg = document.createElementNS(SVG, "svg");
@@ -227,8 +234,7 @@
     const minutes = data.minutes || [];
     [0, Math.floor(n / 2), n - 1].forEach((i) => {
       if (!minutes[i]) return;
-      const d = new Date(minutes[i]);
-      const label = i === n - 1 ? "now" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      const label = i === n - 1 ? "now" : fmtUTC(minutes[i]).slice(11, 16) + " UTC";
       add("text", { class: "label", x: x(i), y: h - 5, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle" }, label);
     });
     const points = (k) => (series[k] || []).map((v, i) => x(i).toFixed(1) + "," + y(v).toFixed(1));
@@ -363,7 +369,7 @@
       cells[6].className = "muted nowrap";
       const time = document.createElement("time");
       time.dateTime = msg.timestamp || new Date().toISOString();
-      time.textContent = new Date(time.dateTime).toLocaleString();
+      time.textContent = fmtUTC(time.dateTime);
       cells[6].appendChild(time);
       cells.forEach((c) => tr.appendChild(c));
       setStatus(tr, msg.status);
@@ -532,7 +538,7 @@
       seq.textContent = "#" + line.seq;
       const time = document.createElement("span");
       time.className = "log-time";
-      time.textContent = new Date(line.timestamp).toLocaleTimeString();
+      time.textContent = fmtUTC(line.timestamp).slice(11);
       time.title = line.timestamp;
       const level = document.createElement("span");
       level.className = "log-level";
