@@ -313,6 +313,7 @@ def post(
         )
     finally:
         timer.cancel()
+        timer.join()  # returns at once after cancel(); no timer thread outlives the call
         pool.close()
         guard.close()
 
