@@ -174,6 +174,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_MAX_RETRIES = 0
 CELERY_TASK_PUBLISH_RETRY = False
 
+# Live streams (docs/streams.md): the longest a commit waits on the channel layer, how often an
+# open socket re-checks its key, and the epoch in streamInstanceId (bump it after restoring the
+# database from a backup, so clients refetch instead of trusting their `since`).
+STREAM_FANOUT_TIMEOUT = env.float("STREAM_FANOUT_TIMEOUT", default=0.5)
+STREAM_RECHECK_SECONDS = env.float("STREAM_RECHECK_SECONDS", default=30.0)
+STREAM_EPOCH = env.int("STREAM_EPOCH", default=1)
+
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

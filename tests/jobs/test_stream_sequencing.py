@@ -241,3 +241,24 @@ def test_the_scheduler_runs_the_straggler_pass():
     from jobs import scheduler
 
     assert scheduler.periodic_tasks["jobs.sequence_stragglers"].func is streams.sequence_stragglers
+
+
+def test_api_calls_succeed_when_redis_is_down(api, space, settings, caplog):
+    # Nothing listens on port 1: every send to the layer fails.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    streams.resume_fan_out()
+    with caplog.at_level(logging.WARNING, logger="jobs.streams"):
+        response = api.post(
+            f"/api/v1/spaces/{space.public_id}/jobs", {"name": "email.send"}, format="json"
+        )
+    streams.resume_fan_out()
+
+    assert response.status_code == 201
+    event = JobEvent.objects.get(job_id=response.json()["id"])
+    assert (event.type, event.seq) == ("created", 1)  # stored and numbered for replay
+    assert "stream fan-out failed" in caplog.text
