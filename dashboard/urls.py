@@ -59,6 +59,11 @@ urlpatterns = [
         views.settings_test_push,
         name="dashboard-test-push",
     ),
+    path(
+        "spaces/<str:public_id>/settings/rotate-secret/",
+        views.settings_rotate_secret,
+        name="dashboard-rotate-secret",
+    ),
     path("spaces/<str:public_id>/pause/", views.space_pause, name="dashboard-space-pause"),
     path("spaces/<str:public_id>/resume/", views.space_resume, name="dashboard-space-resume"),
     path("spaces/<str:public_id>/delete/", views.space_delete, name="dashboard-space-delete"),

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.exceptions import ApiError
 from jobs.models import Job, JobEvent, JobLog
+from notifications import services as notify
 from notifications.models import NotificationDelivery
 from orgs.models import Membership, Organization
 from spaces import scopes
@@ -638,9 +639,16 @@ def space_settings(request: HttpRequest, public_id: str) -> HttpResponse:
             messages.error(request, "Unknown settings form.")
             return redirect("dashboard-settings", public_id=space.public_id)
         if form.is_valid():
-            _save_settings(space, which, form.cleaned_data)
-            messages.success(request, f"{_FORM_TITLES[which]} settings saved.")
-            return redirect(reverse("dashboard-settings", args=[space.public_id]) + f"#{which}")
+            try:
+                _save_settings(space, which, form.cleaned_data)
+            except notify.SettingsError as exc:
+                # The notification rules (address policy, header rules) live in one place.
+                for field, problems in exc.details.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                messages.success(request, f"{_FORM_TITLES[which]} settings saved.")
+                anchor = f"#{which}"
+                return redirect(reverse("dashboard-settings", args=[space.public_id]) + anchor)
     deliveries = NotificationDelivery.objects.filter(space=space).select_related("job")[:25]
     return render(
         request,
@@ -659,25 +667,24 @@ def _save_settings(space: Space, which: str, data: dict) -> None:
         space.retention_failed_days = data["retention_failed_days"]
         space.save(update_fields=["name", "retention_completed_days", "retention_failed_days"])
     elif which == "slack":
-        space.slack_webhook_url = data["slack_webhook_url"]
-        space.slack_events = sorted(data["slack_events"])
-        # A new save is a fresh start: a channel disabled after a permanent failure is on again.
-        space.slack_disabled_at = None
-        space.slack_last_error = ""
-        space.save(
-            update_fields=[
-                "slack_webhook_url",
-                "slack_events",
-                "slack_disabled_at",
-                "slack_last_error",
-            ]
-        )
+        # Saving clears slack_disabled_at and slack_last_error: a channel disabled after a
+        # permanent failure is turned back on by saving it again.
+        notify.update_slack(space, url=data["slack_webhook_url"], events=data["slack_events"])
     elif which == "push":
-        space.push_url = data["push_url"]
-        space.push_headers = data["push_headers"]
-        space.push_names = data["push_names"]
-        space.push_last_error = ""
-        space.save(update_fields=["push_url", "push_headers", "push_names", "push_last_error"])
+        notify.update_push(
+            space, url=data["push_url"], headers=data["push_headers"], names=data["push_names"]
+        )
+
+
+@login_required
+@require_POST
+def settings_rotate_secret(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    notify.rotate_push_secret(space)
+    messages.success(
+        request, "New signing secret: update your receivers, the old one no longer verifies."
+    )
+    return redirect(reverse("dashboard-settings", args=[space.public_id]) + "#push")
 
 
 def _send_test(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
@@ -688,22 +695,17 @@ def _send_test(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     if not url:
         messages.error(request, f"Save a URL before sending a {label.lower()}.")
         return redirect(anchor)
+    sender = notify.send_test_slack if kind == "slack" else notify.send_test_push
     try:
-        from notifications import services as notify
-
-        sender = notify.send_test_slack if kind == "slack" else notify.send_test_push
         outcome = sender(space)
-    except (ImportError, AttributeError):
-        messages.error(request, "Notifications are not available in this installation.")
+    except ApiError as exc:
+        messages.error(request, f"{label} not sent: {exc.message}")
         return redirect(anchor)
-    except Exception as exc:  # noqa: BLE001 - the user needs the reason, whatever it is
-        messages.error(request, f"{label} failed: {exc}")
-        return redirect(anchor)
-    if getattr(outcome, "success", True) is False or outcome is False:
-        error = getattr(outcome, "error", "") or f"HTTP {getattr(outcome, 'status_code', '?')}"
-        messages.error(request, f"{label} failed: {error}")
+    if outcome.success:
+        messages.success(request, f"{label} sent (HTTP {outcome.status_code}).")
     else:
-        messages.success(request, f"{label} sent.")
+        reason = outcome.error or f"HTTP {outcome.status_code}"
+        messages.error(request, f"{label} failed: {reason}")
     return redirect(anchor)
 
 

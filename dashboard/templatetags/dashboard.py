@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 from django import template
 
+from lib.outbound import masked_url
 from orgs.models import Organization
 
 register = template.Library()
@@ -29,12 +29,8 @@ def nav_orgs(context) -> dict:
 
 @register.filter
 def mask_url(url: str) -> str:
-    """Scheme and host only: webhook URLs carry secrets in their path."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}/…" if parts.path not in ("", "/") or parts.query else url
+    """Scheme and host only: webhook and callback URLs carry secrets in their path."""
+    return masked_url(url) if url else ""
 
 
 @register.filter

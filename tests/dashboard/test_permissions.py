@@ -27,6 +27,7 @@ MATRIX = {
     "dashboard-settings": ("get", "space", True),
     "dashboard-test-slack": ("post", "space", True),
     "dashboard-test-push": ("post", "space", True),
+    "dashboard-rotate-secret": ("post", "space", True),
     "dashboard-space-pause": ("post", "space", True),
     "dashboard-space-resume": ("post", "space", True),
     "dashboard-space-delete": ("get", "space", True),

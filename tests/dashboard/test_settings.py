@@ -28,7 +28,7 @@ def test_the_slack_form_saves_url_and_events_and_turns_slack_back_on(client, cas
     assert response.status_code == 302
     cast.space.refresh_from_db()
     assert cast.space.slack_webhook_url == SLACK
-    assert cast.space.slack_events == ["dead", "failed"]
+    assert sorted(cast.space.slack_events) == ["dead", "failed"]
     assert cast.space.slack_disabled_at is None
     assert cast.space.slack_last_error == ""
 
@@ -37,7 +37,7 @@ def test_the_slack_form_rejects_a_non_http_url(client, cast):
     client.force_login(cast.alice)
     response = client.post(_url(cast), {"form": "slack", "slack_webhook_url": "ftp://x/y"})
     assert response.status_code == 200
-    assert "http:// or https://" in response.content.decode()
+    assert "must be an http or https URL" in response.content.decode()
 
 
 def test_saving_one_form_leaves_the_other_alone(client, cast):
@@ -112,7 +112,8 @@ def test_the_test_buttons_need_a_saved_url(client, cast):
     ("kind", "func"), [("slack", "send_test_slack"), ("push", "send_test_push")]
 )
 def test_the_test_buttons_call_the_notification_senders(client, cast, kind, func):
-    services = pytest.importorskip("notifications.services")
+    from notifications import services
+
     Space.objects.filter(pk=cast.space.pk).update(
         slack_webhook_url=SLACK, push_url="https://w.example.com/wake"
     )
@@ -128,3 +129,37 @@ def test_the_test_buttons_call_the_notification_senders(client, cast, kind, func
     assert sender.call_count == 1
     assert sender.call_args.args[0] == cast.space
     assert "sent" in response.content.decode()
+
+
+def test_private_addresses_are_refused_by_the_notification_rules(client, cast, settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    client.force_login(cast.alice)
+    response = client.post(_url(cast), {"form": "push", "push_url": "http://127.0.0.1:9/wake"})
+    assert response.status_code == 200
+    assert "not allowed" in response.content.decode()
+    cast.space.refresh_from_db()
+    assert cast.space.push_url == ""
+
+
+def test_rotating_the_signing_secret(client, cast):
+    old = cast.space.push_secret
+    client.force_login(cast.alice)
+    client.post(reverse("dashboard-rotate-secret", kwargs={"public_id": cast.space.public_id}))
+    cast.space.refresh_from_db()
+    assert cast.space.push_secret != old
+    assert cast.space.push_secret.startswith("whsec_")
+
+
+def test_a_failed_test_send_shows_the_reason(client, cast):
+    from notifications import services
+
+    Space.objects.filter(pk=cast.space.pk).update(push_url="https://w.example.com/wake")
+    client.force_login(cast.alice)
+    with mock.patch.object(services, "send_test_push", autospec=True) as sender:
+        sender.return_value = NotificationDelivery(
+            space=cast.space, channel="push", event="test", success=False, error="connect timeout"
+        )
+        response = client.post(
+            reverse("dashboard-test-push", kwargs={"public_id": cast.space.public_id}), follow=True
+        )
+    assert "Test push failed: connect timeout" in response.content.decode()
