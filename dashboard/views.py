@@ -340,6 +340,7 @@ def space_counts(request: HttpRequest, public_id: str) -> JsonResponse:
     return JsonResponse({"counts": services.status_counts(space)})
 
 
+BULK_COUNT_CAP = 100_000
 BULK_ELIGIBLE = {"kill": Job.ACTIVE, "retry": (Job.Status.DEAD, Job.Status.KILLED)}
 
 
@@ -368,7 +369,8 @@ def jobs_bulk(request: HttpRequest, public_id: str) -> HttpResponse:
     qs = qs.filter(status__in=BULK_ELIGIBLE[action])
 
     if request.POST.get("confirm") != "yes":
-        count = qs.count()
+        # Capped, so the confirmation of "everything matching" stays cheap on a huge space.
+        count = Job.objects.filter(pk__in=qs.values("pk")[: BULK_COUNT_CAP + 1]).count()
         return render(
             request,
             "dashboard/jobs_bulk_confirm.html",
@@ -377,7 +379,8 @@ def jobs_bulk(request: HttpRequest, public_id: str) -> HttpResponse:
                 "org": space.organization,
                 "action": action,
                 "scope": scope,
-                "count": count,
+                "count": min(count, BULK_COUNT_CAP),
+                "count_capped": count > BULK_COUNT_CAP,
                 "ids": form.cleaned_data["ids"],
                 "flt": flt,
                 "back": back,

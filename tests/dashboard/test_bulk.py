@@ -70,3 +70,17 @@ def test_a_bad_bulk_request_is_a_message(client, cast):
     assert "Choose an action" in response.content.decode()
     response = client.post(_url(cast), {"op": "kill:selected"}, follow=True)
     assert "Select some jobs first" in response.content.decode()
+
+
+def test_the_confirmation_count_is_capped(client, cast, monkeypatch):
+    from dashboard import views
+
+    monkeypatch.setattr(views, "BULK_COUNT_CAP", 2)
+    _make(cast, 3)
+    client.force_login(cast.bob)
+    response = client.post(_url(cast), {"op": "kill:matching"})
+    assert response.context["count"] == 2
+    assert response.context["count_capped"] is True
+    assert "more than 2 jobs" in response.content.decode()
+    client.post(_url(cast), {"op": "kill:matching", "confirm": "yes"})
+    assert Job.objects.filter(space=cast.space, status="killed").count() == 3

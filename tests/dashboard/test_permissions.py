@@ -121,3 +121,12 @@ def test_outsiders_cannot_create_spaces_in_an_org(client, cast):
     client.force_login(cast.charlie)
     org_url = reverse("dashboard-org", kwargs={"slug": cast.org.slug})
     assert client.post(org_url, {"name": "sneaky"}).status_code == 404
+
+
+def test_the_404_and_403_pages_are_the_dashboards(client, cast):
+    client.force_login(cast.charlie)
+    response = client.get(reverse("dashboard-space", kwargs={"public_id": cast.space.public_id}))
+    assert "do not have access" in response.content.decode()
+    client.force_login(cast.bob)
+    response = client.get(reverse("dashboard-tokens", kwargs={"public_id": cast.space.public_id}))
+    assert "Only owners and admins" in response.content.decode()
