@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format migrations-check bench bench-quick chaos clean
+.PHONY: run test install lint format migrations-check bench bench-quick chaos chaos-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench: install
 
 bench-quick: install
 	$(PY) bench/run.py --quick
+
+# The fault script (restarts the local PostgreSQL and Redis!): `make chaos` or `make chaos-quick`.
+chaos: install
+	$(PY) bench/chaos.py
+
+chaos-quick: install
+	$(PY) bench/chaos.py --quick
 
 clean:
 	rm -rf $(VENV) var
