@@ -472,8 +472,13 @@
         .then((r) => (r.ok ? r.text() : null))
         .then((html) => {
           if (html === null) return;
-          // Keep open <details> (event data) open across the swap.
+          // Keep open <details> (event data) open across the swap: new events are appended,
+          // so positions are stable.
+          const before = Array.from(live.querySelectorAll("details"));
+          const open = before.map((d, i) => (d.open ? i : -1)).filter((i) => i >= 0);
           live.innerHTML = html;
+          const after = live.querySelectorAll("details");
+          open.forEach((i) => { if (after[i]) after[i].open = true; });
         })
         .catch(() => {});
     }, 400);
@@ -484,7 +489,7 @@
         if (resync) { refresh(); if (logs) logs.tail(); }
       },
       event(msg) {
-        if (msg.jobId && msg.jobId !== live.getAttribute("data-job-id")) return;
+        if (!msg.jobId || msg.jobId !== live.getAttribute("data-job-id")) return;
         if (msg.type === "logs") {
           if (logs) logs.tail();
           return;

@@ -171,13 +171,24 @@ def test_an_operator_runs_a_space_from_the_browser(page, server):
     page.goto(page.url.split("#")[0])
     shot(page, "settings")
 
+    # bulk kill: select everything on the page, confirm the count, and the rows follow
+    page.click("a.tab:has-text('Jobs')")
+    page.check("[data-select-all]")
+    expect(page.locator("[data-selected-count]")).to_have_text("4 selected")
+    page.click("button:has-text('Kill selected')")
+    expect(page.locator("h1")).to_have_text("Kill 3 jobs?")
+    page.click("[data-bulk-confirm]")
+    expect(page.locator(".flash-success")).to_have_text("Killed 3 jobs.")
+    expect(page.locator("tbody [data-field=status]:text-is('killed')")).to_have_count(3)
+
     # the spaces list with live counts
     page.click(".topnav-link:has-text('Spaces')")
     card = page.locator(f"[data-space-id='{space_id}']")
     expect(card.locator("[data-count=completed]")).to_have_text("1")
+    expect(card.locator("[data-count=killed]")).to_have_text("3")
     expect(card.locator("[data-live-dot]")).to_have_class(re.compile("is-live"))
     api(server, token, "POST", f"/spaces/{space_id}/jobs", {"name": "thumbnail.make"})
-    expect(card.locator("[data-count=pending]")).to_have_text("4")
+    expect(card.locator("[data-count=pending]")).to_have_text("1")
     shot(page, "spaces")
 
 
