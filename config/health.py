@@ -38,8 +38,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+_draining = threading.Event()
+
+
+def set_draining() -> None:
+    """From now on /readyz answers 503: the process is stopping (config/serve.py)."""
+    _draining.set()
+
+
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    if _draining.is_set():
+        return JsonResponse({"status": "draining", "failing": ["draining"]}, status=503)
     checks: dict[str, str] = {"database": _check_database()}
     if settings.REDIS_URL:
         checks["redis"] = _check_redis(settings.REDIS_URL)

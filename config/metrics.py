@@ -61,6 +61,11 @@ REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=_LATENCY_BUCKETS,
 )
+HTTP_IN_PROGRESS = Gauge(
+    "jobyard_http_requests_in_progress",
+    "HTTP requests being answered right now.",
+    multiprocess_mode="livesum",
+)
 CLAIM_DURATION = Histogram(
     "jobyard_claim_duration_seconds",
     "Time to answer a poll or claim request (a long poll includes its wait).",

@@ -46,13 +46,21 @@ class RequestLogMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         started = time.perf_counter()
-        response = self.get_response(request)
+        metrics.HTTP_IN_PROGRESS.inc()
+        try:
+            response = self.get_response(request)
+        finally:
+            metrics.HTTP_IN_PROGRESS.dec()
         self._finish(request, response, started)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = await self.get_response(request)
+        metrics.HTTP_IN_PROGRESS.inc()
+        try:
+            response = await self.get_response(request)
+        finally:
+            metrics.HTTP_IN_PROGRESS.dec()
         self._finish(request, response, started)
         return response
 

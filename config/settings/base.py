@@ -244,6 +244,10 @@ METRICS_MAX_SPACES = env.int("METRICS_MAX_SPACES", default=1000)
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=500)
 # Short enough that a scheduler told to stop (SIGTERM) exits well within a grace period.
 RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", default=10.0)
+# Stopping the web process (config/serve.py): keep serving this long after SIGTERM while
+# /readyz says "draining", then give requests in flight this long to finish.
+WEB_SHUTDOWN_DELAY_SECONDS = env.float("WEB_SHUTDOWN_DELAY_SECONDS", default=0.0)
+WEB_SHUTDOWN_GRACE_SECONDS = env.float("WEB_SHUTDOWN_GRACE_SECONDS", default=25.0)
 
 # --- Logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
