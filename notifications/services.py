@@ -69,53 +69,64 @@ def validate_push(
     return errors
 
 
-def update_slack(space: Space, *, url: str, events: list[str] | None = None) -> Space:
-    """Set the Slack webhook (empty URL: off) and, when given, the events to send."""
-    url = url.strip()
-    if errors := validate_slack(url, events):
+def update_slack(space: Space, *, url: str | None = None, events: list[str] | None = None) -> Space:
+    """Set the Slack webhook (empty URL: off) and/or the events to send; None keeps a value.
+
+    Saving a URL, even the same one, re-enables a channel disabled by a permanent failure.
+    """
+    if url is not None:
+        url = url.strip()
+    if errors := validate_slack(url or "", events):
         raise SettingsError(errors)
     with transaction.atomic():
         space = Space.objects.select_for_update().get(pk=space.pk)
-        space.slack_webhook_url = url
+        fields = []
+        if url is not None:
+            space.slack_webhook_url = url
+            space.slack_disabled_at = None
+            space.slack_last_error = ""
+            fields += ["slack_webhook_url", "slack_disabled_at", "slack_last_error"]
         if events is not None:
             space.slack_events = [e for e in SLACK_EVENTS if e in set(events)]
+            fields.append("slack_events")
         elif url and not space.slack_events:
             space.slack_events = list(DEFAULT_SLACK_EVENTS)
-        space.slack_disabled_at = None
-        space.slack_last_error = ""
-        space.save(
-            update_fields=[
-                "slack_webhook_url",
-                "slack_events",
-                "slack_disabled_at",
-                "slack_last_error",
-            ]
-        )
+            fields.append("slack_events")
+        if fields:
+            space.save(update_fields=fields)
     return space
 
 
 def update_push(
     space: Space,
     *,
-    url: str,
+    url: str | None = None,
     headers: dict[str, str] | None = None,
     names: list[str] | None = None,
 ) -> Space:
-    """Set the push URL (empty: off) and, when given, its headers and job-name filter."""
-    url = url.strip()
+    """Set the push URL (empty: off), its headers and/or its job-name filter (empty list:
+    every name); None keeps a value."""
+    if url is not None:
+        url = url.strip()
     if names is not None:
         names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
-    if errors := validate_push(url, headers, names):
+    if errors := validate_push(url or "", headers, names):
         raise SettingsError(errors)
     with transaction.atomic():
         space = Space.objects.select_for_update().get(pk=space.pk)
-        space.push_url = url
+        fields = []
+        if url is not None:
+            space.push_url = url
+            space.push_last_error = ""
+            fields += ["push_url", "push_last_error"]
         if headers is not None:
             space.push_headers = dict(headers)
+            fields.append("push_headers")
         if names is not None:
             space.push_names = names
-        space.push_last_error = ""
-        space.save(update_fields=["push_url", "push_headers", "push_names", "push_last_error"])
+            fields.append("push_names")
+        if fields:
+            space.save(update_fields=fields)
     return space
 
 

@@ -1,0 +1,207 @@
+"""Show or change a space's settings from the command line, for scripted setups.
+
+    manage.py space_settings --space <id or name> [--org slug]
+        [--slack-url U] [--slack-events a,b]
+        [--push-url U] [--push-header K:V ...] [--no-push-headers] [--push-names n1,n2]
+        [--rotate-push-secret] [--show-push-secret] [--test-slack] [--test-push] [--json]
+
+An empty URL turns a channel off. Values are validated exactly as in the dashboard. URLs and
+header values are secrets: the output shows only scheme and host, and header names.
+
+Each group of options is one entry in SECTIONS: a function adding its arguments and one
+applying them. Another group of settings (retention, pause) is one more pair of functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from config.exceptions import ApiError
+from lib.http_headers import parse_header_line
+from lib.outbound import masked_url
+from notifications import services
+from spaces.lookup import space_by_id_or_name
+from spaces.models import Space
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _settings_error(error: services.SettingsError) -> CommandError:
+    lines = [f"{field}: {msg}" for field, msgs in (error.details or {}).items() for msg in msgs]
+    return CommandError("Invalid settings:\n  " + "\n  ".join(lines))
+
+
+# -- Slack ----------------------------------------------------------------------------------
+def slack_arguments(parser: CommandParser) -> None:
+    group = parser.add_argument_group("Slack")
+    group.add_argument("--slack-url", help="incoming webhook URL; empty turns Slack off")
+    group.add_argument(
+        "--slack-events",
+        help="comma-separated events among created,started,completed,failed,dead,killed",
+    )
+    group.add_argument("--test-slack", action="store_true", help="send a test message now")
+
+
+def slack_apply(space: Space, options: dict[str, Any]) -> list[str]:
+    url, events = options.get("slack_url"), options.get("slack_events")
+    if url is None and events is None:
+        return []
+    try:
+        services.update_slack(space, url=url, events=_csv(events) if events is not None else None)
+    except services.SettingsError as error:
+        raise _settings_error(error) from error
+    return ["slack"]
+
+
+def slack_show(space: Space) -> dict[str, Any]:
+    return {
+        "url": masked_url(space.slack_webhook_url),
+        "events": space.slack_events,
+        "disabledAt": space.slack_disabled_at.isoformat() if space.slack_disabled_at else None,
+        "lastError": space.slack_last_error or None,
+    }
+
+
+# -- HTTP push ------------------------------------------------------------------------------
+def push_arguments(parser: CommandParser) -> None:
+    group = parser.add_argument_group("HTTP push")
+    group.add_argument("--push-url", help="push (worker wake) URL; empty turns pushes off")
+    group.add_argument(
+        "--push-header",
+        action="append",
+        metavar="NAME:VALUE",
+        help="a header sent with every push (repeatable; replaces the current headers)",
+    )
+    group.add_argument("--no-push-headers", action="store_true", help="remove all push headers")
+    group.add_argument(
+        "--push-names", help="comma-separated job names to push for; empty means every name"
+    )
+    group.add_argument(
+        "--rotate-push-secret", action="store_true", help="new signing secret (printed once)"
+    )
+    group.add_argument(
+        "--show-push-secret", action="store_true", help="print the push signing secret"
+    )
+    group.add_argument("--test-push", action="store_true", help="send a signed test push now")
+
+
+def push_apply(space: Space, options: dict[str, Any]) -> list[str]:
+    headers: dict[str, str] | None = None
+    if options.get("no_push_headers"):
+        headers = {}
+    if options.get("push_header"):
+        headers = {}
+        for line in options["push_header"]:
+            try:
+                name, value = parse_header_line(line)
+            except ValueError as error:
+                raise CommandError(f"--push-header: {error}") from error
+            if name in headers:
+                raise CommandError(f"--push-header: {name!r} is given more than once")
+            headers[name] = value
+    url, names = options.get("push_url"), options.get("push_names")
+    changed = []
+    if url is not None or headers is not None or names is not None:
+        try:
+            services.update_push(
+                space,
+                url=url,
+                headers=headers,
+                names=_csv(names) if names is not None else None,
+            )
+        except services.SettingsError as error:
+            raise _settings_error(error) from error
+        changed.append("push")
+    if options.get("rotate_push_secret"):
+        services.rotate_push_secret(space)
+        options["show_push_secret"] = True
+        changed.append("push secret")
+    return changed
+
+
+def push_show(space: Space) -> dict[str, Any]:
+    return {
+        "url": masked_url(space.push_url),
+        "headers": sorted(space.push_headers or {}),  # names only: values are secrets
+        "names": space.push_names,
+        "lastError": space.push_last_error or None,
+    }
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    add_arguments: Callable[[CommandParser], None]
+    apply: Callable[[Space, dict[str, Any]], list[str]]
+    show: Callable[[Space], dict[str, Any]]
+
+
+SECTIONS: list[Section] = [
+    Section("slack", slack_arguments, slack_apply, slack_show),
+    Section("push", push_arguments, push_apply, push_show),
+]
+
+
+class Command(BaseCommand):
+    help = "Show or change a space's notification settings (empty URL: channel off)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--space", required=True, help="space public id or name")
+        parser.add_argument("--org", help="organization slug, when several spaces share a name")
+        parser.add_argument("--json", action="store_true", help="print the settings as JSON")
+        for section in SECTIONS:
+            section.add_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        space = space_by_id_or_name(options["space"], options.get("org"))
+        changed: list[str] = []
+        for section in SECTIONS:
+            changed += section.apply(space, options)
+        space.refresh_from_db()
+
+        tests = []
+        if options.get("test_slack"):
+            tests.append(("Slack test", services.send_test_slack))
+        if options.get("test_push"):
+            tests.append(("Push test", services.send_test_push))
+        results = {}
+        for label, send in tests:
+            try:
+                delivery = send(space)
+            except ApiError as error:
+                raise CommandError(f"{label}: {error.message}") from error
+            outcome = "ok" if delivery.success else f"failed ({delivery.error})"
+            results[label] = outcome
+            if not delivery.success and not options["json"]:
+                self.stderr.write(f"{label}: {outcome}")
+
+        report: dict[str, Any] = {"space": space.public_id, "name": space.name}
+        for section in SECTIONS:
+            report[section.key] = section.show(space)
+        if options.get("show_push_secret"):
+            report["push"]["secret"] = space.push_secret
+
+        if options["json"]:
+            report["changed"] = changed
+            report["tests"] = results
+            self.stdout.write(json.dumps(report, indent=2))
+            return
+        if changed:
+            self.stdout.write(self.style.SUCCESS(f"Updated: {', '.join(changed)}"))
+        for label, outcome in results.items():
+            self.stdout.write(f"{label}: {outcome}")
+        self.stdout.write(f"Space {space.name} ({space.public_id})")
+        for section in SECTIONS:
+            values = report[section.key]
+            shown = ", ".join(
+                f"{k}={'-' if v in (None, '', [], {}) else (','.join(v) if isinstance(v, list) else v)}"
+                for k, v in values.items()
+            )
+            self.stdout.write(f"  {section.key}: {shown}")

@@ -1,0 +1,119 @@
+"""Notifications never run on the request path: a commit only writes the outbox and
+publishes one message, whatever the receiver does."""
+
+from __future__ import annotations
+
+import threading
+from unittest import mock
+
+import pytest
+from celery import Celery
+from kombu.exceptions import OperationalError
+from werkzeug import Response
+
+from config.celery import app as celery_app
+from notifications import tasks
+from notifications.models import NotificationDelivery, PendingNotification
+
+
+@pytest.fixture
+def hanging_receiver(httpserver):
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hang(request):
+        entered.set()
+        release.wait(30)
+        return Response("too late")
+
+    httpserver.expect_request("/push").respond_with_handler(hang)
+    yield entered
+    release.set()
+
+
+def test_a_hanging_receiver_does_not_slow_job_creation(nspace, engine, hanging_receiver, settings):
+    nspace.slack_webhook_url = ""
+    nspace.save()
+
+    # given a broker that accepts the message (the real one would hand it to a worker)
+    with mock.patch.object(tasks.deliver, "apply_async") as publish:
+        # when a job is created and committed
+        job = engine.create(nspace)
+
+    # then the request path only enqueued: one message, nothing sent yet
+    assert publish.call_count == 1
+    assert not hanging_receiver.is_set()
+    assert NotificationDelivery.objects.count() == 0
+    (row,) = PendingNotification.objects.all()
+    assert publish.call_args.args[0] == (row.pk, row.token)
+
+    # and in the worker, the hang costs one attempt bounded by the total deadline
+    settings.NOTIFICATIONS_POLICIES = {
+        "push": {"total_timeout": 0.5, "read_timeout": 5, "max_attempts": 1}
+    }
+    tasks.deliver.apply(args=publish.call_args.args[0])
+    assert hanging_receiver.is_set()
+    (delivery,) = NotificationDelivery.objects.all()
+    assert not delivery.success and "no complete response" in delivery.error
+    job.refresh_from_db()
+    assert job.status == "pending"
+
+
+def test_claiming_and_progress_enqueue_nothing(nspace, engine, hanging_receiver):
+    with mock.patch.object(tasks.deliver, "apply_async"):
+        job = engine.create(nspace)
+    PendingNotification.objects.all().delete()
+
+    with (
+        mock.patch.object(tasks.deliver, "apply_async") as deliver,
+        mock.patch.object(tasks.dispatch, "apply_async") as dispatch,
+    ):
+        engine.deliver(job)
+        engine.progress(job)
+
+    assert deliver.call_count == dispatch.call_count == 0
+    assert not PendingNotification.objects.exists()
+    assert not hanging_receiver.is_set()
+
+
+def test_a_bulk_transition_publishes_one_message(nspace, engine, httpserver):
+    from jobs import events
+    from jobs.models import Job
+
+    nspace.slack_webhook_url = ""
+    nspace.save()
+    jobs = [Job(space=nspace, name="bulk") for _ in range(25)]
+    with (
+        mock.patch.object(tasks.deliver, "apply_async") as deliver,
+        mock.patch.object(tasks.dispatch, "apply_async") as dispatch,
+        engine.capture(execute=True),
+    ):
+        Job.objects.bulk_create(jobs)
+        events.record_many(events.build(job, "created") for job in jobs)
+
+    assert deliver.call_count == 0 and dispatch.call_count == 1
+    ids, token = dispatch.call_args.args[0]
+    assert len(ids) == 25 and PendingNotification.objects.filter(token=token).count() == 25
+
+
+def test_the_broker_settings_fail_fast():
+    conf = celery_app.conf
+    assert conf.broker_connection_timeout == 2
+    assert conf.broker_connection_max_retries == 0
+    assert conf.task_publish_retry is False
+
+
+@pytest.mark.timeout(30)
+def test_publishing_to_an_unreachable_redis_raises_instead_of_hanging():
+    probe = Celery("probe")
+    probe.config_from_object("django.conf:settings", namespace="CELERY")
+    probe.conf.broker_url = "redis://127.0.0.1:1/0"
+    probe.conf.task_always_eager = False
+
+    @probe.task
+    def noop() -> None:
+        pass
+
+    with pytest.raises(OperationalError):
+        noop.delay()
+    probe.close()
