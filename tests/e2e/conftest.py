@@ -74,9 +74,7 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
     subprocess.run(
         [*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True
     )
-    subprocess.run(
-        [*manage, "collectstatic", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True
-    )
+    # No collectstatic, like `make run` and the Procfile: whitenoise serves from the finders.
     log = var_dir / "daphne.log"
     daphne = Path(sys.executable).with_name("daphne")
     with log.open("wb") as out:

@@ -34,6 +34,10 @@ def api(server, token: str, method: str, path: str, json=None) -> dict:
 def test_an_operator_runs_a_space_from_the_browser(page, server):
     from playwright.sync_api import expect
 
+    # the project serves its own static files (no CDN, no collectstatic step)
+    for path in ("/static/css/app.css", "/static/js/app.js"):
+        assert requests.get(server.url + path, timeout=5).status_code == 200
+
     # sign up
     page.goto("/accounts/signup/")
     page.fill("#id_username", "olivia")
