@@ -48,11 +48,33 @@ def _decode(raw: bytes, encoding: str) -> bytes:
         raise ParseError("Malformed gzip body") from exc
 
 
-def _parse_json(text: bytes):
+def _has_nul(value, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
+
+def _loads(text: bytes, where: str = ""):
     try:
-        return json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"Malformed JSON: {exc}") from exc
+        value = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ParseError(f"Malformed JSON{where}: {exc}") from exc
+    # PostgreSQL cannot store NUL in text or jsonb: refused here, for every backend alike.
+    try:
+        has_nul = _has_nul(value)
+    except RecursionError as exc:
+        raise ParseError(f"JSON nested too deeply{where}") from exc
+    if has_nul:
+        raise ParseError(f"NUL characters (\\u0000) are not supported{where}")
+    return value
+
+
+def _parse_json(text: bytes):
+    return _loads(text)
 
 
 class CappedJSONParser(BaseParser):
@@ -82,10 +104,7 @@ class NDJSONParser(BaseParser):
         for number, line in enumerate(raw.split(b"\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                lines.append(json.loads(line.decode("utf-8")))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise ParseError(f"Malformed JSON on line {number}: {exc}") from exc
+            lines.append(_loads(line, f" on line {number}"))
         return lines
 
 

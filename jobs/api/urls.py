@@ -18,9 +18,7 @@ urlpatterns = [
     path("jobs/<str:jobId>/claim", views.ClaimView.as_view(), name="jobs-api-claim"),
     path("jobs/<str:jobId>/ack", views.AckView.as_view(), name="jobs-api-ack"),
     path("jobs/<str:jobId>/progress", views.ProgressView.as_view(), name="jobs-api-progress"),
-    path(
-        "jobs/<str:jobId>/checkpoint", views.CheckpointView.as_view(), name="jobs-api-checkpoint"
-    ),
+    path("jobs/<str:jobId>/checkpoint", views.CheckpointView.as_view(), name="jobs-api-checkpoint"),
     path("jobs/<str:jobId>/event", views.EventView.as_view(), name="jobs-api-event"),
     path("jobs/<str:jobId>/keepalive", views.KeepaliveView.as_view(), name="jobs-api-keepalive"),
     path("jobs/<str:jobId>/logs", views.LogsView.as_view(), name="jobs-api-logs"),

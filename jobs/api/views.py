@@ -99,6 +99,8 @@ class ApiView(APIView):
             raise ApiError(404, "not_found", "Space not found")
 
     def get_job(self, job_id: str) -> Job:
+        if not _valid_id(job_id):
+            raise services.not_found()
         job = Job.objects.select_related("space").filter(pk=job_id, space=self.key.space).first()
         if job is None:
             raise services.not_found()
@@ -195,17 +197,19 @@ class SpaceJobsView(ApiView):
         limit = _int_param(params, "limit", 50, 1, 100, errors)
         offset = _int_param(params, "offset", 0, 0, 10_000, errors)
         qs = Job.objects.filter(space=self.key.space)
-        if params.get("status"):
-            wanted = [v.strip() for v in params["status"].split(",") if v.strip()]
+        status_param = _text_param(params, "status", errors)
+        name_param = _text_param(params, "name", errors)
+        if status_param:
+            wanted = [v.strip() for v in status_param.split(",") if v.strip()]
             bad = [v for v in wanted if v not in Job.Status.values]
             if bad:
                 errors["status"] = [f"Unknown status: {', '.join(bad)}"]
             qs = qs.filter(status__in=wanted)
-        if params.get("name"):
-            qs = qs.filter(name=params["name"])
+        if name_param:
+            qs = qs.filter(name=name_param)
         cursor = params.get("cursor")
         if cursor:
-            if len(cursor) != 26 or not cursor.isalnum():
+            if not _valid_id(cursor):
                 errors["cursor"] = ["Invalid cursor"]
             # Keyset paging on the time-sortable id: stays fast at any depth.
             qs = qs.filter(pk__lt=cursor)
@@ -224,6 +228,19 @@ class SpaceJobsView(ApiView):
                 "nextCursor": rows[-1].pk if more and rows else None,
             }
         )
+
+
+def _valid_id(value: str) -> bool:
+    # Job ids are ULIDs: anything else is unknown without asking the database.
+    return len(value) == 26 and value.isascii() and value.isalnum()
+
+
+def _text_param(params, name: str, errors: dict, max_length: int = 200) -> str:
+    value = params.get(name) or ""
+    if "\x00" in value or len(value) > max_length:
+        errors[name] = [f"Invalid value (at most {max_length} characters, no NUL)"]
+        return ""
+    return value
 
 
 def _int_param(params, name: str, default: int, low: int, high: int, errors: dict) -> int:
@@ -292,6 +309,8 @@ class ClaimView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
+        if not _valid_id(jobId):
+            raise services.not_found()
         job = services.claim_job(self.key.space, jobId)
         return Response({"job": s.descriptor_json(job)})
 
@@ -562,17 +581,16 @@ class LogsView(ApiView):
         after = _int_param(params, "after", 0, 0, 2**31 - 1, errors)
         before = _int_param(params, "before", 0, 0, 2**31 - 1, errors)
         qs = JobLog.objects.filter(job=job)
-        if params.get("level"):
-            levels = [v.strip().lower() for v in params["level"].split(",") if v.strip()]
+        level_param = _text_param(params, "level", errors)
+        if level_param:
+            levels = [v.strip().lower() for v in level_param.split(",") if v.strip()]
             levels = [s.LEVEL_ALIASES.get(v, v) for v in levels]
             bad = [v for v in levels if v not in services.LOG_LEVELS]
             if bad:
                 errors["level"] = [f"Unknown level: {', '.join(bad)}"]
             qs = qs.filter(level__in=levels)
-        q = params.get("q", "")
-        if len(q) > 200:
-            errors["q"] = ["At most 200 characters"]
-        elif q:
+        q = _text_param(params, "q", errors)
+        if q:
             qs = qs.filter(message__icontains=q)
         if errors:
             raise ApiError(400, "validation_error", "Validation failed", details=errors)

@@ -476,3 +476,59 @@ def test_batch_complete_and_fail_answer_per_item(api, create, poll, cast, client
     assert results[0]["status"] == "dead"
     assert results[1]["code"] == "validation_error"
     assert Job.objects.get(pk=b).status == "delivered"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "a\\u0000b"}',
+        '{"name": "a", "payload": {"k": "\\u0000"}}',
+        '{"name": "a", "idempotencyKey": "\\u0000"}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_nul_characters_and_absurd_nesting_are_400_not_500(api, space, body):
+    response = api.post(url(space), body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+@pytest.mark.parametrize("params", [{"name": "a\x00"}, {"name": "x" * 201}, {"status": "\x00"}])
+def test_bad_query_strings_are_400(api, space, params):
+    assert api.get(url(space), params).status_code == 400
+
+
+def test_malformed_job_ids_are_404(api):
+    for job_id in ("short", "x" * 200, "01ARZ3NDEKTSV4RRFFQ69G5FA\x00"):
+        assert api.get(f"/api/v1/jobs/{job_id}").status_code == 404
+        assert api.post(f"/api/v1/jobs/{job_id}/claim").status_code == 404
+
+
+def test_the_schema_and_docs_page_are_public(client):
+    response = client.get("/api/v1/schema?format=json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in [
+        "/api/v1/spaces/{spaceId}/jobs",
+        "/api/v1/spaces/{spaceId}/jobs/poll",
+        "/api/v1/jobs/{jobId}",
+        "/api/v1/jobs/{jobId}/claim",
+        "/api/v1/jobs/{jobId}/ack",
+        "/api/v1/jobs/{jobId}/progress",
+        "/api/v1/jobs/{jobId}/checkpoint",
+        "/api/v1/jobs/{jobId}/event",
+        "/api/v1/jobs/{jobId}/keepalive",
+        "/api/v1/jobs/{jobId}/logs",
+        "/api/v1/jobs/{jobId}/complete",
+        "/api/v1/jobs/{jobId}/fail",
+        "/api/v1/jobs/{jobId}/kill",
+        "/api/v1/jobs/{jobId}/retry",
+    ]:
+        assert path in paths, path
+    create = paths["/api/v1/spaces/{spaceId}/jobs"]["post"]
+    assert {"201", "200", "400", "401", "403", "413", "415", "429"} <= set(create["responses"])
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "schema?format=json" in html
+    assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
