@@ -6,6 +6,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs.events import event_committed
+        from jobs.scheduler import register_periodic
         from spaces.services import resume_hooks
 
         from . import outbox
@@ -15,3 +16,5 @@ class NotificationsConfig(AppConfig):
         event_committed.connect(outbox.on_event_committed, dispatch_uid="notifications.outbox")
         if outbox.wake_on_resume not in resume_hooks:
             resume_hooks.append(outbox.wake_on_resume)
+        # Rows the broker never took (it was down) or whose message was lost.
+        register_periodic("notifications.flush_outbox", outbox.flush_outbox, every=5.0)

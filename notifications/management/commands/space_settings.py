@@ -4,6 +4,7 @@
         [--slack-url U] [--slack-events a,b]
         [--push-url U] [--push-header K:V ...] [--no-push-headers] [--push-names n1,n2]
         [--rotate-push-secret] [--show-push-secret] [--test-slack] [--test-push] [--json]
+        [--retention-completed-days N] [--retention-failed-days N]
 
 An empty URL turns a channel off. Values are validated exactly as in the dashboard. URLs and
 header values are secrets: the output shows only scheme and host, and header names.
@@ -135,6 +136,40 @@ def push_show(space: Space) -> dict[str, Any]:
     }
 
 
+# -- Retention (jobs/retention.py) ----------------------------------------------------------
+RETENTION_DAYS = (1, 3650)  # the dashboard's bounds
+
+
+def retention_arguments(parser: CommandParser) -> None:
+    group = parser.add_argument_group("Retention")
+    group.add_argument("--retention-completed-days", type=int, metavar="DAYS")
+    group.add_argument("--retention-failed-days", type=int, metavar="DAYS", help="dead and killed")
+
+
+def retention_apply(space: Space, options: dict[str, Any]) -> list[str]:
+    fields = [
+        f
+        for f in ("retention_completed_days", "retention_failed_days")
+        if options.get(f) is not None
+    ]
+    low, high = RETENTION_DAYS
+    for field in fields:
+        if not low <= options[field] <= high:
+            flag = "--" + field.replace("_", "-")
+            raise CommandError(f"{flag}: must be between {low} and {high} days")
+        setattr(space, field, options[field])
+    if fields:
+        space.save(update_fields=fields)
+    return ["retention"] if fields else []
+
+
+def retention_show(space: Space) -> dict[str, Any]:
+    return {
+        "completedDays": space.retention_completed_days,
+        "failedDays": space.retention_failed_days,
+    }
+
+
 @dataclass(frozen=True)
 class Section:
     key: str
@@ -146,6 +181,7 @@ class Section:
 SECTIONS: list[Section] = [
     Section("slack", slack_arguments, slack_apply, slack_show),
     Section("push", push_arguments, push_apply, push_show),
+    Section("retention", retention_arguments, retention_apply, retention_show),
 ]
 
 
