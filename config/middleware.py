@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from . import health, metrics
@@ -80,6 +81,8 @@ class RequestLogMiddleware:
             url_name = match.url_name
         elif request.path_info in PROBES:
             route, url_name = request.path_info, None
+        elif request.path_info.startswith(settings.STATIC_URL):
+            route, url_name = settings.STATIC_URL + "*", None  # answered by WhiteNoise
         else:
             # Unmatched paths (404s) are not labelled by path: any client could otherwise
             # grow the metric's label set without bound.

@@ -18,6 +18,7 @@ It also leaves out daphne's access log (see GracefulServer.__init__).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -122,7 +123,15 @@ class GracefulCommandLineInterface(CommandLineInterface):
 
 
 def main(argv: list[str] | None = None) -> None:
-    GracefulCommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+    try:
+        GracefulCommandLineInterface().run(sys.argv[1:] if argv is None else argv)
+    finally:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Drops this process's live gauges (requests in progress, open streams) from the
+            # host's totals.
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
 
 
 if __name__ == "__main__":

@@ -142,3 +142,12 @@ def _api(key: str):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
+
+
+def test_static_files_share_one_route_label(client, caplog, settings):
+    caplog.set_level(logging.INFO, logger="jobyard.request")
+
+    client.get(settings.STATIC_URL + "no-such-file-8812.css")
+
+    [record] = request_records(caplog)
+    assert record.path == settings.STATIC_URL + "*"
