@@ -320,7 +320,6 @@ def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
         "statuses": Job.Status.choices,
         "filter_query": urlencode(flt.as_params()),
         "live": is_first_page,
-        "chart": services.throughput(space),
         "stream_url": f"/api/v1/realtime/spaces/{space.public_id}",
     }
     return render(request, "dashboard/space_jobs.html", context)
@@ -330,7 +329,7 @@ def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_GET
 def space_chart(request: HttpRequest, public_id: str) -> JsonResponse:
     space = _get_space_for_user(request, public_id)
-    return JsonResponse(services.throughput(space))
+    return JsonResponse(services.cached_throughput(space))
 
 
 @login_required

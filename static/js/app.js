@@ -252,11 +252,9 @@
 
   function initChart() {
     const el = $("#chart");
-    const script = $("#chart-data");
-    if (!el || !script) return null;
-    let data = JSON.parse(script.textContent);
-    const redraw = () => drawChart(el, data);
-    redraw();
+    if (!el) return null;
+    let data = null;
+    const redraw = () => { if (data) drawChart(el, data); };
     window.addEventListener("resize", debounce(redraw, 150));
     const refresh = () => {
       fetch(el.getAttribute("data-chart-url"), { credentials: "same-origin" })
@@ -264,11 +262,13 @@
         .then((fresh) => { if (fresh) { data = fresh; redraw(); } })
         .catch(() => {});
     };
-    // The buckets roll over every minute; live events bump the current one in between.
+    // Loaded after the page (it is the costliest query); the buckets roll over every minute
+    // and live events bump the current one in between.
+    refresh();
     setInterval(refresh, 60000);
     return {
       bump(type) {
-        const list = data.series && data.series[type];
+        const list = data && data.series && data.series[type];
         if (!list || !list.length) return;
         list[list.length - 1] += 1;
         redraw();
