@@ -269,5 +269,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # urllib3's DEBUG lines carry request paths, and webhook paths carry secrets.
+        "urllib3": {"level": "WARNING"},
     },
 }
