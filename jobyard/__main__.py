@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("function", help="module:function called with each job")
     worker.add_argument("--concurrency", "-c", type=int, default=1)
     worker.add_argument("--names", type=_names, help="only these job names (comma-separated)")
-    worker.add_argument("--wait-seconds", type=float, default=20.0, help="long poll (0-20)")
+    worker.add_argument("--wait-seconds", type=float, default=10.0, help="long poll (0-20)")
     worker.add_argument(
         "--grace-period", type=float, default=30.0, help="seconds running jobs get at shutdown"
     )

@@ -188,7 +188,7 @@ class Worker:
         space: str | None = None,
         concurrency: int = 1,
         names: str | Iterable[str] | None = None,
-        wait_seconds: float = 20.0,
+        wait_seconds: float = 10.0,
         idle_interval: float = 1.0,
         grace_period: float = 30.0,
         keepalive: bool = True,
@@ -224,6 +224,8 @@ class Worker:
         self._keepalive_thread: threading.Thread | None = None
         self._keepalive_wake = threading.Event()
         self._closed = threading.Event()
+        self._stop_at: float | None = None
+        self._poll_error: BaseException | None = None
         self.stats = {"completed": 0, "failed": 0, "dropped": 0, "failed_back": 0}
 
     # --- public --------------------------------------------------------------------------
@@ -238,6 +240,8 @@ class Worker:
 
     def stop(self, *, force: bool = False) -> None:
         """Stop taking work; ``force`` also skips the grace period for running jobs."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
         self._stopping.set()
         if force:
             self._force.set()
@@ -245,17 +249,37 @@ class Worker:
             self._lock.notify_all()
 
     def run(self, *, install_signal_handlers: bool = True) -> None:
-        """Poll and run jobs until ``stop()``, SIGTERM or Ctrl-C; then shut down cleanly."""
+        """Poll and run jobs until ``stop()``, SIGTERM or Ctrl-C; then shut down cleanly.
+
+        Raises what made polling impossible (``AuthError``, ``ScopeError`` ...), after the
+        shutdown.
+        """
         restore = self._install_signals() if install_signal_handlers else {}
         self._start_keepalive()
+        self._poll_error = None
+        # Polling runs in a thread of its own so that a long poll in flight never delays the
+        # reaction to a signal; a graceful stop still waits for it, because the jobs it may
+        # bring back are already claimed (and acked) for this worker.
+        poller = threading.Thread(target=self._poll_thread, name="jobyard-poller", daemon=True)
+        poller.start()
         try:
-            self._poll_loop()
+            while poller.is_alive() and not self._force.is_set():
+                poller.join(timeout=0.5)
         finally:
             try:
                 self._shutdown()
             finally:
                 for signum, handler in restore.items():
                     signal.signal(signum, handler)
+        if self._poll_error is not None:
+            raise self._poll_error
+
+    def _poll_thread(self) -> None:
+        try:
+            self._poll_loop()
+        except BaseException as exc:  # handed to run(), which raises it after the shutdown
+            self._poll_error = exc
+            self.stop()
 
     def submit(self, descriptor: Mapping[str, Any]) -> threading.Thread:
         """Run one already-claimed job in a thread of its own (a push wake uses this)."""
@@ -516,8 +540,9 @@ class Worker:
     # --- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        self._stopping.set()
-        deadline = time.monotonic() + self.grace_period
+        self.stop()
+        # The grace period counts from the stop request, not from the end of the last poll.
+        deadline = (self._stop_at or time.monotonic()) + self.grace_period
         with self._lock:
             while self._active and not self._force.is_set():
                 left = deadline - time.monotonic()

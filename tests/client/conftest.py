@@ -32,7 +32,6 @@ class Server:
     url: str
     env: dict[str, str]
     log_dir: Path
-    has_scheduler: bool
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def manage(self, *args: str) -> str:
@@ -67,10 +66,14 @@ class SpaceCreds:
 
     @property
     def push_secret(self) -> str:
-        return self.server.shell(
-            "from spaces.models import Space;"
-            f"print(Space.objects.get(public_id={self.id!r}).push_secret)"
-        ).strip()
+        return (
+            self.server.shell(
+                "from spaces.models import Space;"
+                f"print(Space.objects.get(public_id={self.id!r}).push_secret)"
+            )
+            .strip()
+            .splitlines()[-1]
+        )  # the shell may print a banner line first
 
 
 def _free_port() -> int:
@@ -145,8 +148,7 @@ def server(tmp_path_factory) -> Server:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env["PUBLIC_URL"] = url
-    has_scheduler = (ROOT / "jobs" / "management" / "commands" / "run_scheduler.py").exists()
-    srv = Server(url=url, env=env, log_dir=tmp, has_scheduler=has_scheduler)
+    srv = Server(url=url, env=env, log_dir=tmp)
     srv.manage("migrate", "--noinput")
 
     def start(name: str, args: list[str]) -> subprocess.Popen:
@@ -168,8 +170,8 @@ def server(tmp_path_factory) -> Server:
             "config.asgi:application",
         ],
     )
-    if has_scheduler:
-        start("scheduler", [sys.executable, "manage.py", "run_scheduler"])
+    # Deadlines (keepalive tests), scheduled retries and the notification outbox.
+    start("scheduler", [sys.executable, "manage.py", "run_scheduler"])
     try:
         _wait_until_up(url, web, srv)
         yield srv

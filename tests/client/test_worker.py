@@ -12,8 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from jobyard import Worker, errors
 from jobyard.worker import SHUTDOWN_ERROR
 
@@ -158,9 +156,7 @@ def test_the_handle_reports_progress_checkpoints_events_and_logs(client):
     ]
 
 
-def test_keepalives_keep_a_long_job_alive_past_its_timeout(client, server):
-    if not server.has_scheduler:
-        pytest.skip("the server has no run_scheduler yet: deadlines are not enforced")
+def test_keepalives_keep_a_long_job_alive_past_its_timeout(client):
     # given a 2 s timeout and a job that takes about 4 s
     job_id = client.create("long", {"seconds": 4}, timeout_seconds=2, max_retries=0)["id"]
 
@@ -180,10 +176,8 @@ def test_keepalives_keep_a_long_job_alive_past_its_timeout(client, server):
     assert worker.stats["completed"] == 1
 
 
-def test_without_keepalives_the_same_job_times_out(client, server):
-    if not server.has_scheduler:
-        pytest.skip("the server has no run_scheduler yet: deadlines are not enforced")
-    # The control for the test above: the server does enforce the deadline.
+def test_without_keepalives_the_same_job_times_out(client):
+    # The control for the test above: the scheduler does enforce the deadline.
     job_id = client.create("long", {"seconds": 4}, timeout_seconds=2, max_retries=0)["id"]
 
     def handle(job):
