@@ -220,3 +220,24 @@ def test_nothing_is_sent_without_a_url(nspace, engine, httpserver):
     assert httpserver.log == []
     assert not NotificationDelivery.objects.exists()
     assert not PendingNotification.objects.exists()
+
+
+def test_logs_name_the_host_but_never_the_url_or_header_values(nspace, engine, httpserver, caplog):
+    import logging
+
+    httpserver.expect_request(SLACK).respond_with_data("busy", status=500)
+    httpserver.expect_request("/push").respond_with_data("ok")
+
+    with caplog.at_level(logging.DEBUG):
+        engine.create(nspace)
+
+    ours = [r for r in caplog.records if r.name != "werkzeug"]  # the test receiver's own log
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+    assert "B000/secret" not in text and "hunter2" not in text
+    sent = [
+        r for r in ours if r.name == "notifications" and r.getMessage().startswith("notification")
+    ]
+    assert {(r.channel, r.host, r.getMessage()) for r in sent} == {
+        ("slack", "localhost", "notification failed"),
+        ("push", "localhost", "notification sent"),
+    }
