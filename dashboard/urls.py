@@ -1,11 +1,25 @@
-from django.urls import include, path
+from django.contrib.auth import views as auth_views
+from django.urls import path
 
 from . import views
 
 # Names carry the app prefix; the job page's path is part of the cross-team contract
 # (notifications link to {PUBLIC_URL}/spaces/<space id>/jobs/<job id>).
 urlpatterns = [
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Django's auth views under their usual names. Password reset by email is left out: the
+    # service sends no email, so its form could only fail.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("accounts/signup/", views.signup, name="dashboard-signup"),
     path("", views.home, name="dashboard-home"),
     path("organizations/new/", views.org_create, name="dashboard-org-create"),

@@ -300,8 +300,12 @@ def space_delete(request: HttpRequest, public_id: str) -> HttpResponse:
 def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
     space = _get_space_for_user(request, public_id)
     flt = services.JobFilter.from_query(request.GET)
+    # Cursors are job ids (26 characters); anything longer is junk, not a reason to fail.
     page = services.job_page(
-        space, flt, before=request.GET.get("before", ""), after=request.GET.get("after", "")
+        space,
+        flt,
+        before=request.GET.get("before", "")[:26],
+        after=request.GET.get("after", "")[:26],
     )
     counts = services.status_counts(space)
     is_first_page = not request.GET.get("before") and not request.GET.get("after")

@@ -46,9 +46,24 @@ def test_login_page_and_logout_work(client, cast):
     assert client.get(reverse("dashboard-home"))["Location"].startswith(reverse("login"))
 
 
-def test_password_change_page_renders(client, cast):
+def test_a_user_changes_their_password(client, cast):
     client.force_login(cast.alice)
     assert client.get(reverse("password_change")).status_code == 200
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "password",
+            "new_password1": "a-brand-new-phrase-7",
+            "new_password2": "a-brand-new-phrase-7",
+        },
+    )
+    assert response["Location"] == reverse("password_change_done")
+    cast.alice.refresh_from_db()
+    assert cast.alice.check_password("a-brand-new-phrase-7")
+
+
+def test_there_is_no_password_reset_by_email(client, db):
+    assert client.get("/accounts/password_reset/").status_code == 404
 
 
 def test_home_sends_a_user_without_org_to_create_one(client, db):

@@ -33,7 +33,15 @@ MATRIX = {
     "dashboard-space-delete": ("get", "space", True),
 }
 # Pages that name no organization or space.
-UNSCOPED = {"dashboard-home", "dashboard-signup", "dashboard-org-create"}
+UNSCOPED = {
+    "dashboard-home",
+    "dashboard-signup",
+    "dashboard-org-create",
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+}
 
 
 def _url(name: str, kind: str, cast, job, token_row) -> str:
