@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from . import keys
 from .models import ApiKey
+
+log = logging.getLogger(__name__)
 
 # last_used_at is written at most this often per key, so auth costs no write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -69,13 +76,136 @@ def touch(key: ApiKey) -> None:
         key.last_used_at = now
 
 
+class FailureThrottle:
+    """Counts failed key checks per client address; past the limit the address gets 429.
+
+    AUTH_FAILURE_LIMIT failures within an AUTH_FAILURE_WINDOW-second fixed window block the
+    address until the window ends (a fixed window: cheap, and at worst twice the limit across
+    a window boundary). While blocked, every keyed request from it is refused
+    BEFORE the key is checked, so a guesser cannot tell a hit from a miss.
+
+    Cost for valid traffic: one dict lookup (the local block list). Failures are counted
+    in-process and, with REDIS_URL, also in Redis (INCR on a per-address, per-window key), so
+    every web process sees the total: a process learns of a block on the address's next
+    failure there, which leaves a guesser at most one extra try per process and window.
+    Redis errors fail open to the local count, and Redis is then left alone for a few seconds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}  # address -> (window, failures)
+        self._blocked: dict[str, float] = {}  # address -> unblock time (time.time())
+        self._redis = None
+        self._redis_down_until = 0.0
+
+    @staticmethod
+    def limit() -> int:
+        return int(getattr(settings, "AUTH_FAILURE_LIMIT", 20))
+
+    @staticmethod
+    def window() -> int:
+        return max(1, int(getattr(settings, "AUTH_FAILURE_WINDOW", 60)))
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ADDRESS may try again, or None when it is not blocked."""
+        until = self._blocked.get(address)
+        if until is None:
+            return None
+        wait = until - time.time()
+        if wait <= 0:
+            with self._lock:
+                self._blocked.pop(address, None)
+            return None
+        return max(1, math.ceil(wait))
+
+    def failed(self, address: str) -> int | None:
+        """Count one failure; when ADDRESS reaches the limit, block it and return the wait."""
+        limit = self.limit()
+        if limit <= 0 or not address:
+            return None
+        now = time.time()
+        window = int(now // self.window())
+        count = self._redis_failed(address, window) if settings.REDIS_URL else None
+        local = self._local_failed(address, window)
+        if count is None:
+            count = local
+        if count < limit:
+            return None
+        until = (window + 1) * self.window()
+        with self._lock:
+            if len(self._blocked) > 100_000:  # a flood of addresses: forget the expired ones
+                self._blocked = {a: t for a, t in self._blocked.items() if t > now}
+            self._blocked[address] = until
+        return max(1, math.ceil(until - now))
+
+    def _local_failed(self, address: str, window: int) -> int:
+        with self._lock:
+            seen, count = self._counts.get(address, (window, 0))
+            if seen != window:
+                count = 0
+                if len(self._counts) > 100_000:
+                    self._counts.clear()
+            count += 1
+            self._counts[address] = (window, count)
+            return count
+
+    def _redis_failed(self, address: str, window: int) -> int | None:
+        if time.monotonic() < self._redis_down_until:
+            return None
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_connect_timeout=0.2, socket_timeout=0.2
+                )
+            name = f"jobyard:authfail:{address}:{window}"
+            pipe = self._redis.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, self.window() + 1)
+            count, _ = pipe.execute()
+            return int(count)
+        except Exception as exc:
+            self._redis_down_until = time.monotonic() + 5
+            log.warning("auth throttle: Redis unavailable, counting locally: %r", exc)
+            return None
+
+    def reset(self) -> None:
+        """Forget every count and block (tests)."""
+        with self._lock:
+            self._counts.clear()
+            self._blocked.clear()
+
+
+failures = FailureThrottle()
+
+
+class AuthThrottled(exceptions.Throttled):
+    # DRF's Throttled: the API's exception handler answers 429 with Retry-After.
+    default_detail = "Too many failed authentication attempts"
+    default_code = "auth_throttled"
+    extra_detail_singular = "Retry after {wait} second."
+    extra_detail_plural = "Retry after {wait} seconds."
+
+
+def client_address(request) -> str:
+    return request.META.get("REMOTE_ADDR", "") or ""
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         clear = key_from_headers(request.META)
         if clear is None:
             return None
+        address = client_address(request)
+        wait = failures.retry_after(address)
+        if wait is not None:
+            raise AuthThrottled(wait)
         key = resolve_key(clear)
         if key is None:
+            # The failure that reaches the limit is still a plain 401; the block starts with
+            # the next request, so every failure looks alike.
+            failures.failed(address)
             raise InvalidKey()
         touch(key)
         return KeyUser(key), key

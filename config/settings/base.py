@@ -228,6 +228,9 @@ SPECTACULAR_SETTINGS = {
 
 # Requests per second allowed for one API key.
 API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
+# Failed API key checks allowed per client address and window before it gets 429 (0: off).
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW = env.int("AUTH_FAILURE_WINDOW", default=60)
 # Largest request body accepted by the API (the job payload limit is 1 MiB on top of that).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

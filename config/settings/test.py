@@ -7,6 +7,9 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests talk to receivers they start on 127.0.0.1.
 OUTBOUND_ALLOW_PRIVATE = True
+# Every test client comes from 127.0.0.1: the failure throttle would carry over between tests.
+# tests/security turns it on where it is under test.
+AUTH_FAILURE_LIMIT = 0
 # Celery runs tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = False
