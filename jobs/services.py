@@ -456,6 +456,7 @@ def append_logs(job: Job, lines: list[dict]) -> int:
     """Store validated log lines ({level, message, timestamp, attributes}); one `logs` event."""
     if not lines:
         return 0
+    now = timezone.now()
     with transaction.atomic():
         # The row lock serialises seq assignment per job.
         locked = _lock(job)
@@ -466,9 +467,9 @@ def append_logs(job: Job, lines: list[dict]) -> int:
             JobLog(
                 job_id=locked.pk,
                 seq=first + i,
-                level=line["level"],
+                level=line.get("level") or "info",
                 message=line["message"],
-                timestamp=line["timestamp"],
+                timestamp=line.get("timestamp") or now,
                 attributes=line.get("attributes") or {},
                 attempt_number=locked.attempt_number,
             )
@@ -477,7 +478,7 @@ def append_logs(job: Job, lines: list[dict]) -> int:
         JobLog.objects.bulk_create(rows)
         locked.log_seq = first + len(rows) - 1
         locked.save(update_fields=["log_seq", "updated_at"])
-        levels = Counter(line["level"] for line in lines)
+        levels = Counter(row.level for row in rows)
         events.record(locked, "logs", {"count": len(rows), "levels": dict(levels)})
     _refresh(job, locked)
     return len(rows)
