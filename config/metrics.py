@@ -309,14 +309,19 @@ class DatabaseCollector:
             labels=["space"],
         )
         for pk, public_id, name, org, counts, paused_at, event_seq in rows:
-            counts = counts or {}
+            # The sequencer fills the counts in on a space's first event; until then the space
+            # has no job series rather than false zeros.
+            known = isinstance(counts, dict) and all(
+                isinstance(counts.get(status), int) for status in STATUSES
+            )
             info.add_metric([public_id, org, name], 1)
-            for status in STATUSES:
-                jobs.add_metric([public_id, status], max(int(counts.get(status, 0) or 0), 0))
+            if known:
+                for status in STATUSES:
+                    jobs.add_metric([public_id, status], max(counts[status], 0))
             paused.add_metric([public_id], 1 if paused_at else 0)
             seq.add_metric([public_id], event_seq or 0)
             # Counts known and nothing pending: no need to look at the queue.
-            if counts and int(counts.get("pending", 0) or 0) <= 0:
+            if known and counts["pending"] <= 0:
                 age.add_metric([public_id], 0)
                 continue
             oldest = oldest_pending(pk)

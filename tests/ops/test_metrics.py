@@ -347,3 +347,16 @@ def _api(key: str):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
+
+
+def test_a_space_whose_counts_are_not_known_yet_has_no_job_series(scrape):
+    space = SpaceFactory()
+    Space.objects.filter(pk=space.pk).update(status_counts={})
+    JobFactory(space=space, status="pending", available_at=T0)
+
+    with time_machine.travel(T0 + timedelta(seconds=5), tick=False):
+        samples = scrape()
+
+    assert samples.get("jobyard_jobs", space=space.public_id, status="pending") is None
+    # the queue age does not need the counts
+    assert samples.get("jobyard_queue_oldest_pending_age_seconds", space=space.public_id) == 5
