@@ -63,9 +63,17 @@ def deliver(self, pending_id: int, token: str) -> str:
             event=row.events[0], job=row.job, job_event=row.job_event, attempt=row.attempt
         )
         if not transport.is_noop(message):
+            error: TransportError | None = None
             try:
                 transport.notify(message)
-            except TransportError as error:
+            except TransportError as exc:
+                error = exc
+            except Exception as exc:
+                # A bug or a database hiccup: counted as a transient attempt, so a row that
+                # keeps failing is given up after max_attempts instead of looping forever.
+                log.exception("notification attempt crashed", extra={"channel": row.channel})
+                error = TransportError(f"internal error ({type(exc).__name__})")
+            if error is not None:
                 policy = conf.policy(row.channel)
                 if not error.permanent and row.attempt < policy.max_attempts:
                     countdown = backoff_seconds(row.channel, row.attempt, error.retry_after)

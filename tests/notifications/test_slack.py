@@ -241,3 +241,20 @@ def test_logs_name_the_host_but_never_the_url_or_header_values(nspace, engine, h
         ("slack", "localhost", "notification failed"),
         ("push", "localhost", "notification sent"),
     }
+
+
+def test_a_crashing_attempt_is_retried_then_given_up(nspace, engine, httpserver):
+    from notifications.transports.slack import SlackTransport
+
+    nspace.push_url = ""
+    nspace.slack_events = ["created"]
+    nspace.save()
+
+    with mock.patch.object(SlackTransport, "payload", side_effect=KeyError("bug")) as payload:
+        engine.create(nspace)
+
+    assert payload.call_count == 5
+    assert not PendingNotification.objects.exists()
+    nspace.refresh_from_db()
+    assert nspace.slack_last_error == "internal error (KeyError)"
+    assert nspace.slack_disabled_at is None
