@@ -204,3 +204,24 @@ def test_scheduled_for_through_the_api(api, space, clock):
     assert response.json()["status"] == "scheduled"
     job = Job.objects.get(pk=response.json()["id"])
     assert job.available_at == T0 + timedelta(minutes=5)
+
+
+def test_a_worker_whose_lease_ran_out_cannot_touch_the_next_attempt(space, clock):
+    job = make(space, timeout_seconds=10)
+    [first] = services.poll_jobs(space)
+    old_claim = first.claim_id
+    services.sweep(now=T0 + timedelta(seconds=11))
+    [second] = services.poll_jobs(space)
+    assert second.id == job.id and second.claim_id != old_claim
+    for call in (
+        lambda: services.ack_job(job, claim_id=old_claim),
+        lambda: services.complete_job(job, {"late": True}, claim_id=old_claim),
+        lambda: services.fail_job(job, "late", claim_id=old_claim),
+        lambda: services.keepalive_job(job, claim_id=old_claim),
+    ):
+        with pytest.raises(services.JobError) as caught:
+            call()
+        assert caught.value.code == "stale_claim"
+    services.complete_job(job, {"ok": True}, claim_id=second.claim_id)
+    job.refresh_from_db()
+    assert (job.status, job.result) == ("completed", {"ok": True})
