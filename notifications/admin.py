@@ -19,6 +19,7 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["channel", "success", "space"]
     search_fields = ["=job__id", "target_host", "event", "error"]
     raw_id_fields = ["job", "space"]
+    list_select_related = ["space__organization"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
@@ -35,6 +36,7 @@ class PendingNotificationAdmin(admin.ModelAdmin):
     list_display = ["id", "created_at", "space", "channel", "events", "attempt", "lease_until"]
     list_filter = ["channel"]
     raw_id_fields = ["space", "job", "job_event"]
+    list_select_related = ["space__organization"]
     readonly_fields = ["space", "job", "job_event", "channel", "events", "attempt", "lease_until"]
     exclude = ["token"]
     show_full_result_count = False

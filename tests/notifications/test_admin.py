@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from notifications.models import NotificationDelivery, PendingNotification
+from tests.factories import SpaceFactory
+
+
+@pytest.fixture
+def rows(db):
+    space = SpaceFactory(slack_webhook_url="https://hooks.slack.com/services/T/B/SECRETPART")
+    delivery = NotificationDelivery.objects.create(
+        space=space, channel="slack", event="failed", target_host="hooks.slack.com",
+        status_code=500, error="HTTP 500: rollup_error", duration_ms=12,
+    )  # fmt: skip
+    pending = PendingNotification.objects.create(space=space, channel="slack", events=["dead"])
+    return delivery, pending
+
+
+def test_the_admin_lists_deliveries_and_the_outbox_read_only(admin_client, rows):
+    delivery, pending = rows
+    changelist = admin_client.get(reverse("admin:notifications_notificationdelivery_changelist"))
+    assert changelist.status_code == 200
+    assert b"hooks.slack.com" in changelist.content and b"SECRETPART" not in changelist.content
+
+    detail = admin_client.get(
+        reverse("admin:notifications_notificationdelivery_change", args=[delivery.pk])
+    )
+    assert detail.status_code == 200 and b"rollup_error" in detail.content
+
+    outbox = admin_client.get(reverse("admin:notifications_pendingnotification_changelist"))
+    assert outbox.status_code == 200
+    add = admin_client.get(reverse("admin:notifications_pendingnotification_add"))
+    assert add.status_code == 403
+
+
+def test_the_admin_filters_deliveries_by_space_and_channel(admin_client, rows):
+    delivery, _ = rows
+    url = reverse("admin:notifications_notificationdelivery_changelist")
+    slack = admin_client.get(url, {"space__id__exact": delivery.space_id, "channel": "slack"})
+    push = admin_client.get(url, {"space__id__exact": delivery.space_id, "channel": "push"})
+    assert slack.context["cl"].result_count == 1
+    assert push.context["cl"].result_count == 0
