@@ -6,6 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from django.http import HttpRequest
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -20,7 +22,15 @@ class JsonFormatter(logging.Formatter):
         # Structured fields passed with `extra=` (space, job, transition, duration_ms, ...).
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _safe(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _safe(value: object) -> object:
+    # django.request passes the request itself, whose repr holds the query string (stream
+    # tokens travel there): keep only the method and the path.
+    if isinstance(value, HttpRequest):
+        return f"{value.method} {value.path}"
+    return value

@@ -151,3 +151,23 @@ def test_static_files_share_one_route_label(client, caplog, settings):
 
     [record] = request_records(caplog)
     assert record.path == settings.STATIC_URL + "*"
+
+
+def test_djangos_own_request_warnings_carry_no_query_string(client, caplog):
+    # django.request logs 4xx with the request object, whose repr has the full URL.
+    caplog.set_level(logging.DEBUG)
+    space = SpaceFactory()
+
+    client.get(
+        f"/api/v1/spaces/{space.public_id}/jobs?token=query-secret-value",
+        HTTP_X_API_KEY="x-api-key-value-xyz",
+    )
+    client.get("/no/such/page?token=query-secret-value")
+
+    warnings = [r for r in caplog.records if r.name == "django.request"]
+    assert len(warnings) == 2
+    for record in caplog.records:
+        line = JsonFormatter().format(record)
+        for secret in SECRETS:
+            assert secret not in line
+    assert json.loads(JsonFormatter().format(warnings[1]))["request"] == "GET /no/such/page"
