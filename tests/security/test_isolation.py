@@ -105,10 +105,6 @@ ROUTES: dict[str, Case] = {
     "accounts/logout/": Case("public", ("POST",)),
     "accounts/password_change/": PUBLIC,
     "accounts/password_change/done/": PUBLIC,
-    "accounts/password_reset/": PUBLIC,
-    "accounts/password_reset/done/": PUBLIC,
-    "accounts/reset/<uidb64>/<token>/": PUBLIC,
-    "accounts/reset/done/": PUBLIC,
     "accounts/signup/": PUBLIC,
     # --- dashboard ---
     "": PUBLIC,
@@ -249,8 +245,6 @@ def values_for(t: Tenants) -> dict[str, Any]:
         "slug": t.cast.org.slug,
         "membership_id": t.membership_b.pk,
         "key_id": t.key_b_row.pk,
-        "uidb64": "MQ",
-        "token": "set-password",
     }
 
 
