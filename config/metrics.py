@@ -155,19 +155,22 @@ def on_events_committed(sender: Any = None, events: Iterable[Any] = (), **kwargs
 
 def _transition_fields(event: Any, kind: str) -> dict[str, Any]:
     job = event.job
+    # Only what is loaded on the instance: a deferred field would cost a query per line.
+    loaded = vars(job)
     fields: dict[str, Any] = {
         "space": _space_public_id(job),
         "job_id": event.job_id,
-        "job_name": job.name,
+        "job_name": loaded.get("name"),
         "transition": kind,
         "from_status": event.previous_status,
         "status": event.status,
         "attempt": event.attempt_number,
     }
     # Run time on the way out: from the ack (or delivery, for an implied ack) to the end.
-    started = job.started_at or job.delivered_at
-    if event.status in ("completed", "dead", "killed") and started and job.completed_at:
-        fields["duration_ms"] = round((job.completed_at - started).total_seconds() * 1000)
+    started = loaded.get("started_at") or loaded.get("delivered_at")
+    finished = loaded.get("completed_at")
+    if event.status in ("completed", "dead", "killed") and started and finished:
+        fields["duration_ms"] = round((finished - started).total_seconds() * 1000)
     return fields
 
 
