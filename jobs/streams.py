@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Subquery
@@ -402,7 +404,7 @@ def fan_out(messages: list[tuple[str, dict]]) -> bool:
         return False
     timeout = float(getattr(settings, "STREAM_FANOUT_TIMEOUT", 0.5))
     try:
-        async_to_sync(_send_all)(layer, messages, timeout)
+        _run_send(layer, messages, timeout)
     except Exception as exc:
         _fanout_paused_until = time.monotonic() + FANOUT_PAUSE_SECONDS
         log.warning(
@@ -417,6 +419,44 @@ def resume_fan_out() -> None:
     """Lift the pause after a failure (tests, and an operator who knows Redis is back)."""
     global _fanout_paused_until
     _fanout_paused_until = 0.0
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop this sync code runs under (daphne's, via sync_to_async), if any."""
+    local = SyncToAsync.threadlocal
+    if getattr(local, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(local, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+_sender_lock = threading.Lock()
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """A long-lived event loop thread for sends from plain sync processes (scheduler, Celery).
+
+    async_to_sync there would start a new loop per call, and channels-redis keeps one
+    connection pool per loop: every commit would open fresh Redis connections.
+    """
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():  # none yet, or forked since
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="stream-fanout", daemon=True).start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
+
+
+def _run_send(layer, messages: list[tuple[str, dict]], timeout: float) -> None:
+    # The in-memory layer's queues belong to the loop of the consumers reading them, so it
+    # always sends there; so does code running under a server loop (requests in daphne).
+    if isinstance(layer, InMemoryChannelLayer) or _server_loop() is not None:
+        async_to_sync(_send_all)(layer, messages, timeout)
+        return
+    future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages, timeout), _sender_loop())
+    future.result(timeout + 1)
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]], timeout: float) -> None:

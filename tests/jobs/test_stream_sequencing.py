@@ -262,3 +262,27 @@ def test_api_calls_succeed_when_redis_is_down(api, space, settings, caplog):
     event = JobEvent.objects.get(job_id=response.json()["id"])
     assert (event.type, event.seq) == ("created", 1)  # stored and numbered for replay
     assert "stream fan-out failed" in caplog.text
+
+
+@pytest.mark.redis
+def test_plain_sync_processes_fan_out_through_one_long_lived_loop():
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("space.synctest", channel)
+    streams.resume_fan_out()
+
+    for n in range(2):
+        assert streams.fan_out([("space.synctest", {"type": "stream.event", "n": n})])
+
+    async def receive_two() -> list[int]:
+        return [(await layer.receive(channel))["n"] for _ in range(2)]
+
+    assert async_to_sync(receive_two)() == [0, 1]
+    # Both sends ran on the same loop (one Redis connection pool, not one per commit).
+    loop = streams._sender_loop()
+    assert loop.is_running()
+    assert streams._sender_loop() is loop
+    async_to_sync(layer.group_discard)("space.synctest", channel)
