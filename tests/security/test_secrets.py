@@ -36,13 +36,16 @@ CALLBACK_SECRET = "cb-secret-5a1b9e33"
 
 @pytest.fixture
 def all_logs(caplog):
-    """DEBUG on the root logger, captured as text (caplog) and as JSON lines."""
-    stream = io.StringIO()
+    """DEBUG on the root logger, captured as text and as JSON lines."""
+    text, stream = io.StringIO(), io.StringIO()
+    text_handler = logging.StreamHandler(text)
+    text_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    handler.setLevel(logging.DEBUG)
     root = logging.getLogger()
-    root.addHandler(handler)
+    for h in (text_handler, handler):
+        h.setLevel(logging.DEBUG)
+        root.addHandler(h)
     caplog.set_level(logging.DEBUG)  # root logger
     # Named loggers with their own level (jobyard.request, django.request ...) too.
     changed = []
@@ -50,8 +53,10 @@ def all_logs(caplog):
         if isinstance(logger, logging.Logger) and logger.level > logging.DEBUG:
             changed.append((logger, logger.level))
             logger.setLevel(logging.DEBUG)
-    yield lambda: caplog.text + "\n" + stream.getvalue()
+    # caplog's own text covers the call phase only; the session runs in setup.
+    yield lambda: text.getvalue() + "\n" + caplog.text + "\n" + stream.getvalue()
     root.removeHandler(handler)
+    root.removeHandler(text_handler)
     for logger, level in changed:
         logger.setLevel(level)
 
