@@ -435,7 +435,9 @@ class Client:
         if names:
             body["names"] = [names] if isinstance(names, str) else list(names)
         if wait_seconds:
-            body["waitSeconds"] = wait_seconds
+            body["waitSeconds"] = (
+                int(wait_seconds) if wait_seconds == int(wait_seconds) else wait_seconds
+            )
         if ack:
             body["ack"] = True
         # A long poll holds the request open: the read timeout must outlast it.

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import requests
 
 from jobyard import InvalidSignature, PushApp, Worker, receive_push, sign, verify_signature
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wake(job_id: str, space_id: str, name: str = "wake") -> bytes:
@@ -160,3 +170,51 @@ def test_the_server_wakes_a_push_receiver_which_runs_the_job(client, creds, serv
     assert final["result"] == {"pushed": True}
     # Claimed by id (a "delivered" event, then the runner's ack), not by a poll.
     assert any(e["type"] == "delivered" for e in final["events"])
+
+
+def test_the_push_command_serves_a_receiver_that_runs_jobs(client, creds):
+    secret = creds.push_secret
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "JOBYARD_URL": creds.url,
+        "JOBYARD_TOKEN": creds.token,
+        "JOBYARD_SPACE": creds.id,
+        "JOBYARD_PUSH_SECRET": secret,
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobyard", "push", "--listen", f"127.0.0.1:{port}"]
+        + ["tests.client.jobfuncs:echo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        job_id = client.create("wake", {"hello": "push"})["id"]
+        body = _wake(job_id, creds.id)
+        answer = None
+        for _ in range(100):  # until the receiver listens
+            try:
+                answer = requests.post(
+                    f"http://127.0.0.1:{port}/",
+                    data=body,
+                    headers={"X-Jobyard-Signature": sign(body, secret)},
+                    timeout=10,
+                )
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        final = client.wait(job_id, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+
+    assert answer is not None and answer.status_code == 202, out
+    assert answer.json() == {"claimed": job_id}
+    assert final["status"] == "completed"
+    assert final["result"] == {"echo": {"hello": "push"}}
+    assert process.returncode == 0, out.decode(errors="replace")

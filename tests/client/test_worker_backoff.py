@@ -1,0 +1,103 @@
+"""The runner backs off when the server is away or rate limits it (fake server, no sleeps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobyard import Client, Worker, errors
+from jobyard.worker import backoff_delay
+
+
+class RecordingStop:
+    """Stands in for the worker's stop event: records each wait and stops after `limit`."""
+
+    def __init__(self, worker: Worker, limit: int) -> None:
+        self.worker = worker
+        self.real = worker._stopping
+        self.limit = limit
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        if len(self.waits) >= self.limit:
+            self.real.set()
+        return self.real.is_set()
+
+    def is_set(self) -> bool:
+        return self.real.is_set()
+
+    def set(self) -> None:
+        self.real.set()
+
+
+def _run_poll_loop(worker: Worker, limit: int) -> list[float]:
+    recorder = RecordingStop(worker, limit)
+    worker._stopping = recorder  # type: ignore[assignment]
+    worker._poll_loop()
+    return recorder.waits
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
+    for failures in range(1, 12):
+        ceiling = min(30.0, 0.5 * 2 ** (failures - 1))
+        delays = [backoff_delay(failures) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert len({backoff_delay(5) for _ in range(20)}) > 1  # jittered
+
+
+def test_an_unreachable_server_is_polled_with_growing_pauses():
+    client = Client("http://127.0.0.1:9", "emit_x", "space", timeout=1)
+    worker = Worker(lambda job: None, client=client)
+
+    waits = _run_poll_loop(worker, limit=6)
+
+    assert len(waits) == 6
+    for n, wait in enumerate(waits, start=1):
+        ceiling = min(30.0, 0.5 * 2 ** (n - 1))
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_a_rate_limit_waits_for_retry_after(httpserver):
+    httpserver.expect_request("/api/v1/spaces/s/jobs/poll").respond_with_json(
+        {"error": "Rate limited", "code": "rate_limited"}, status=429, headers={"Retry-After": "7"}
+    )
+    worker = Worker(lambda job: None, client=Client(httpserver.url_for("/"), "emit_x", "s"))
+
+    waits = _run_poll_loop(worker, limit=2)
+
+    assert waits == [7.0, 7.0]
+
+
+def test_a_revoked_key_stops_the_worker_with_the_error(httpserver):
+    httpserver.expect_request("/api/v1/spaces/s/jobs/poll").respond_with_json(
+        {"error": "Invalid or missing API key", "code": "invalid_api_key"}, status=401
+    )
+    worker = Worker(lambda job: None, client=Client(httpserver.url_for("/"), "emit_x", "s"))
+
+    with pytest.raises(errors.AuthError):
+        worker.run(install_signal_handlers=False)
+
+
+def test_a_server_refusing_the_beyond_spec_poll_fields_gets_a_plain_poll(httpserver):
+    bodies = []
+
+    def handler(request):
+        from werkzeug import Response
+
+        body = request.get_json()
+        bodies.append(body)
+        if "waitSeconds" in body or "ack" in body:
+            return Response(
+                '{"error": "Validation failed", "code": "validation_error"}',
+                status=400,
+                content_type="application/json",
+            )
+        return Response('{"jobs": []}', content_type="application/json")
+
+    httpserver.expect_request("/api/v1/spaces/s/jobs/poll").respond_with_handler(handler)
+    worker = Worker(lambda job: None, client=Client(httpserver.url_for("/"), "emit_x", "s"))
+
+    waits = _run_poll_loop(worker, limit=1)
+
+    assert bodies == [{"count": 1, "waitSeconds": 10, "ack": True}, {"count": 1}]
+    assert len(waits) == 1  # the idle pause after an empty, immediate answer
