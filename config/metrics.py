@@ -166,9 +166,12 @@ def _transition_fields(event: Any, kind: str) -> dict[str, Any]:
         "status": event.status,
         "attempt": event.attempt_number,
     }
-    # Run time on the way out: from the ack (or delivery, for an implied ack) to the end.
-    started = loaded.get("started_at") or loaded.get("delivered_at")
+    # Run time on the way out: from the ack to the end, or from the delivery when there was
+    # no separate ack (a complete on a delivered job acks it at that same moment).
     finished = loaded.get("completed_at")
+    started = loaded.get("started_at")
+    if not started or (finished and started >= finished):
+        started = loaded.get("delivered_at")
     if event.status in ("completed", "dead", "killed") and started and finished:
         fields["duration_ms"] = round((finished - started).total_seconds() * 1000)
     return fields
