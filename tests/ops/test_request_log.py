@@ -171,3 +171,25 @@ def test_djangos_own_request_warnings_carry_no_query_string(client, caplog):
         for secret in SECRETS:
             assert secret not in line
     assert json.loads(JsonFormatter().format(warnings[1]))["request"] == "GET /no/such/page"
+
+
+def test_run_time_counts_from_delivery_when_the_ack_was_implied(settings, caplog):
+    from datetime import UTC, datetime, timedelta
+    from unittest import mock
+
+    from config.metrics import on_events_committed
+    from tests.factories import JobFactory
+
+    settings.LOG_FORMAT = "json"
+    caplog.set_level(logging.INFO, logger="jobyard.transitions")
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    done = t0 + timedelta(seconds=5)
+    job = JobFactory(status="completed", delivered_at=t0, started_at=done, completed_at=done)
+    event = mock.Mock(
+        type="completed", previous_status="delivered", status="completed", job=job, job_id=job.id
+    )
+
+    on_events_committed(events=[event])
+
+    [record] = [r for r in caplog.records if r.name == "jobyard.transitions"]
+    assert record.duration_ms == 5000
