@@ -81,6 +81,7 @@ class JobHandle:
         self.cancelled = threading.Event()
         self.stopping = worker._stopping
         self._log_lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._log_buffer: list[dict[str, Any]] = []
         self._log_first_at: float | None = None
         # Guards the hand-over between the job thread finishing and a shutdown failing the
@@ -145,22 +146,25 @@ class JobHandle:
 
     def flush_logs(self) -> None:
         """Send the buffered lines now. Logs are best effort: a failure keeps them for later."""
-        with self._log_lock:
-            lines, self._log_buffer = self._log_buffer, []
-            self._log_first_at = None
-        if not lines:
-            return
-        try:
-            self.client.send_logs(self.id, lines, claim_id=self.claim_id)
-        except (errors.JobKilled, errors.StaleClaim):
-            self.cancelled.set()
-        except errors.TRANSIENT as exc:
-            log.warning("could not send %d log lines of job %s: %s", len(lines), self.id, exc)
+        # One batch in flight at a time (the job thread and the keepalive thread both flush):
+        # the server numbers lines in arrival order, so batches must not overtake each other.
+        with self._send_lock:
             with self._log_lock:
-                self._log_buffer = (lines + self._log_buffer)[-MAX_BUFFERED_LOG_LINES:]
-                self._log_first_at = self._log_first_at or time.monotonic()
-        except errors.JobyardError as exc:
-            log.warning("log lines of job %s refused: %s", self.id, exc)
+                lines, self._log_buffer = self._log_buffer, []
+                self._log_first_at = None
+            if not lines:
+                return
+            try:
+                self.client.send_logs(self.id, lines, claim_id=self.claim_id)
+            except (errors.JobKilled, errors.StaleClaim):
+                self.cancelled.set()
+            except errors.TRANSIENT as exc:
+                log.warning("could not send %d log lines of job %s: %s", len(lines), self.id, exc)
+                with self._log_lock:
+                    self._log_buffer = (lines + self._log_buffer)[-MAX_BUFFERED_LOG_LINES:]
+                    self._log_first_at = self._log_first_at or time.monotonic()
+            except errors.JobyardError as exc:
+                log.warning("log lines of job %s refused: %s", self.id, exc)
 
     def _logs_due(self, now: float) -> bool:
         with self._log_lock:

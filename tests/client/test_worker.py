@@ -302,3 +302,25 @@ def test_sigterm_fails_a_job_back_to_the_queue_after_the_grace_period(client, cr
     worker = Worker(handle, client=client, wait_seconds=1, names=["slow"])
     with running(worker):
         _until(lambda: job_id in seen, timeout=30)
+
+
+def test_logs_go_out_in_batches_and_in_order(client):
+    job_id = client.create("chatty", {"lines": 250})["id"]
+
+    def handle(job):
+        for n in range(job.payload["lines"]):
+            job.log("debug", f"line {n}", n=n)
+        return None
+
+    # No time-based flush in this test: only the size of the batch and the outcome flush.
+    worker = Worker(
+        handle, client=client, wait_seconds=1, log_batch_size=100, log_flush_interval=600
+    )
+    with running(worker):
+        final = client.wait(job_id, timeout=60)
+
+    lines = client.logs(job_id, limit=1000)["logs"]
+    assert final["status"] == "completed"
+    assert [line["message"] for line in lines] == [f"line {n}" for n in range(250)]
+    # 100 + 100 + the last 50 before the outcome: three appends, three "logs" events.
+    assert _types(final).count("logs") == 3
