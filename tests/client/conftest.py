@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -61,19 +60,25 @@ class Server:
 class SpaceCreds:
     id: str
     token: str
+    push_secret: str
     url: str
     server: Server
 
-    @property
-    def push_secret(self) -> str:
-        return (
-            self.server.shell(
-                "from spaces.models import Space;"
-                f"print(Space.objects.get(public_id={self.id!r}).push_secret)"
-            )
-            .strip()
-            .splitlines()[-1]
-        )  # the shell may print a banner line first
+
+# Spaces are made in batches by one `manage.py shell` (a Django start costs seconds; a test
+# should not pay it just to get a space).
+_ISSUE_SPACES = """
+import json, uuid
+from orgs.models import Organization
+from spaces.models import ApiKey, Space
+org, _ = Organization.objects.get_or_create(slug="client-tests", defaults={"name": "Client tests"})
+out = []
+for _ in range(%(count)d):
+    space = Space.create(org, "client-" + uuid.uuid4().hex[:12])
+    _, token = ApiKey.issue(space, "client tests", %(scopes)r)
+    out.append({"spaceId": space.public_id, "token": token, "pushSecret": space.push_secret})
+print("SPACES " + json.dumps(out))
+"""
 
 
 def _free_port() -> int:
@@ -187,14 +192,26 @@ def server(tmp_path_factory) -> Server:
             _drop_postgres_database(own_pg)
 
 
+@pytest.fixture(scope="session")
+def _space_pool(server) -> list[dict]:
+    return []
+
+
 @pytest.fixture
-def creds(server) -> SpaceCreds:
+def creds(server, _space_pool) -> SpaceCreds:
     """A fresh space of its own for each test, and a key with worker, create, kill, retry."""
-    out = server.manage(
-        "issue_token", "--space", f"client-{uuid.uuid4().hex[:10]}", "--scopes", SCOPES, "--json"
+    if not _space_pool:
+        out = server.shell(_ISSUE_SPACES % {"count": 25, "scopes": SCOPES.split(",")})
+        line = next(line for line in out.splitlines() if line.startswith("SPACES "))
+        _space_pool.extend(json.loads(line.removeprefix("SPACES ")))
+    data = _space_pool.pop()
+    return SpaceCreds(
+        id=data["spaceId"],
+        token=data["token"],
+        push_secret=data["pushSecret"],
+        url=server.url,
+        server=server,
     )
-    data = json.loads(out.strip().splitlines()[-1])
-    return SpaceCreds(id=data["spaceId"], token=data["token"], url=server.url, server=server)
 
 
 @pytest.fixture
