@@ -61,8 +61,10 @@ _SPACE_FIELDS = (
 DISPATCH_CHUNK = 500
 MAX_WAKE_NAMES = 100
 
-# Circuit breaker: monotonic time until which this process does not try to publish.
+# Circuit breaker: monotonic time until which this process does not try to publish, and
+# whether the last publish failed (the next one is then a fail-fast probe, see _publish).
 _publish_paused_until = 0.0
+_probing = False
 
 
 def plan(events: Iterable[JobEvent]) -> list[PendingNotification]:
@@ -135,30 +137,46 @@ def _broker_believed_up() -> bool:
 
 def _publish(ids: list[int], token: str) -> bool:
     """One Celery message for IDS (owned by TOKEN); False when the broker refused it."""
-    global _publish_paused_until
+    global _publish_paused_until, _probing
     from . import tasks
 
-    try:
+    def send(connection) -> None:
         if len(ids) == 1:
-            tasks.deliver.delay(ids[0], token)
+            tasks.deliver.apply_async((ids[0], token), connection=connection)
         else:
             for start in range(0, len(ids), DISPATCH_CHUNK):
-                tasks.dispatch.delay(ids[start : start + DISPATCH_CHUNK], token)
+                chunk = ids[start : start + DISPATCH_CHUNK]
+                tasks.dispatch.apply_async((chunk, token), connection=connection)
+
+    try:
+        if _probing:
+            # After a failure, find out on a fresh connection that does not retry: a broker
+            # still down then costs one refused connect (or CELERY_BROKER_CONNECTION_TIMEOUT
+            # when packets vanish), not kombu's retry interval on top.
+            app = tasks.deliver.app
+            options = {**(app.conf.broker_transport_options or {}), "max_retries": 0}
+            with app.connection_for_write(transport_options=options) as connection:
+                send(connection)
+        else:
+            send(None)
     except Exception as exc:
         # Redis (or the filesystem broker) is away. CELERY_BROKER_CONNECTION_TIMEOUT bounds
         # this call; the breaker keeps the next requests from waiting on it too.
         _publish_paused_until = time.monotonic() + conf.broker_backoff()
+        _probing = True
         log.warning(
             "notification broker unavailable, outbox flush will send them",
             extra={"count": len(ids), "error": type(exc).__name__},
         )
         return False
+    _probing = False
     return True
 
 
 def reset_breaker() -> None:
-    global _publish_paused_until
+    global _publish_paused_until, _probing
     _publish_paused_until = 0.0
+    _probing = False
 
 
 def flush_outbox(now: datetime | None = None, limit: int = 1000) -> dict[str, int]:

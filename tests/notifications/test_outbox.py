@@ -19,8 +19,8 @@ from notifications.models import NotificationDelivery, PendingNotification
 def broker_down():
     error = OperationalError("Error 111 connecting to redis. Connection refused.")
     with (
-        mock.patch.object(tasks.deliver, "delay", side_effect=error) as deliver,
-        mock.patch.object(tasks.dispatch, "delay", side_effect=error) as dispatch,
+        mock.patch.object(tasks.deliver, "apply_async", side_effect=error) as deliver,
+        mock.patch.object(tasks.dispatch, "apply_async", side_effect=error) as dispatch,
     ):
         yield deliver, dispatch
 
@@ -72,8 +72,8 @@ def test_the_flush_sends_everything_once_the_broker_is_back(nspace, engine, rece
     nspace.save()
     down = OperationalError("down")
     with (
-        mock.patch.object(tasks.deliver, "delay", side_effect=down),
-        mock.patch.object(tasks.dispatch, "delay", side_effect=down),
+        mock.patch.object(tasks.deliver, "apply_async", side_effect=down),
+        mock.patch.object(tasks.dispatch, "apply_async", side_effect=down),
     ):
         job = engine.create(nspace, callback_url=receiver.url_for("/cb"))
         engine.complete(engine.start(engine.deliver(job)), {"n": 1})
@@ -99,10 +99,8 @@ def test_slack_and_callbacks_survive_a_long_outage(nspace, engine, receiver, bro
     engine.kill(job)
     outbox.reset_breaker()
 
-    broker_down[0].side_effect = None
-    broker_down[1].side_effect = None
-    broker_down[0].side_effect = lambda *a: tasks.deliver.apply(args=a)
-    broker_down[1].side_effect = lambda *a: tasks.dispatch.apply(args=a)
+    broker_down[0].side_effect = lambda args, *rest, **kw: tasks.deliver.apply(args=args)
+    broker_down[1].side_effect = lambda args, *rest, **kw: tasks.dispatch.apply(args=args)
     with time_machine.travel(timezone.now() + timedelta(hours=3)):
         outbox.flush_outbox()
 
@@ -118,8 +116,8 @@ def test_stale_pushes_are_replaced_by_one_wake_per_space(nspace, engine, receive
     engine.create(nspace, name="c")
     assert PendingNotification.objects.count() == 3
     outbox.reset_breaker()
-    broker_down[0].side_effect = lambda *a: tasks.deliver.apply(args=a)
-    broker_down[1].side_effect = lambda *a: tasks.dispatch.apply(args=a)
+    broker_down[0].side_effect = lambda args, *rest, **kw: tasks.deliver.apply(args=args)
+    broker_down[1].side_effect = lambda args, *rest, **kw: tasks.dispatch.apply(args=args)
 
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         result = outbox.flush_outbox()
@@ -134,7 +132,7 @@ def test_a_push_within_its_max_age_is_still_sent(nspace, engine, receiver, broke
     nspace.save()
     job = engine.create(nspace)
     outbox.reset_breaker()
-    broker_down[0].side_effect = lambda *a: tasks.deliver.apply(args=a)
+    broker_down[0].side_effect = lambda args, *rest, **kw: tasks.deliver.apply(args=args)
 
     with time_machine.travel(timezone.now() + timedelta(seconds=59)):
         outbox.flush_outbox()
@@ -146,7 +144,7 @@ def test_rows_with_celery_are_left_alone_until_their_lease_runs_out(nspace, engi
     nspace.push_url = ""
     nspace.slack_events = ["created"]
     nspace.save()
-    with mock.patch.object(tasks.deliver, "delay") as delay:  # accepted, then lost
+    with mock.patch.object(tasks.deliver, "apply_async") as delay:  # accepted, then lost
         engine.create(nspace)
     (row,) = PendingNotification.objects.all()
     assert row.lease_until is not None and delay.call_count == 1
@@ -155,11 +153,11 @@ def test_rows_with_celery_are_left_alone_until_their_lease_runs_out(nspace, engi
     assert outbox.flush_outbox()["enqueued"] == 0
     with (
         time_machine.travel(timezone.now() + timedelta(seconds=301)),
-        mock.patch.object(tasks.deliver, "delay") as again,
+        mock.patch.object(tasks.deliver, "apply_async") as again,
     ):
         assert outbox.flush_outbox()["enqueued"] == 1
     row.refresh_from_db()
-    assert row.token != old_token and again.call_args.args == (row.pk, row.token)
+    assert row.token != old_token and again.call_args.args[0] == (row.pk, row.token)
 
     # the lost message turning up late does nothing: its token is no longer the row's
     assert tasks.deliver.apply(args=[row.pk, old_token]).get() == "superseded"
@@ -170,8 +168,10 @@ def test_two_flushes_never_take_the_same_row(nspace, engine, receiver, broker_do
     engine.create(nspace)
     outbox.reset_breaker()
     taken = []
-    broker_down[0].side_effect = lambda *a: taken.append(a)
-    broker_down[1].side_effect = lambda ids, token: taken.extend((i, token) for i in ids)
+    broker_down[0].side_effect = lambda args, *rest, **kw: taken.append(args)
+    broker_down[1].side_effect = lambda args, *rest, **kw: taken.extend(
+        (i, args[1]) for i in args[0]
+    )
 
     first = outbox.flush_outbox()
     second = outbox.flush_outbox()

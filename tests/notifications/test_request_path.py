@@ -117,3 +117,25 @@ def test_publishing_to_an_unreachable_redis_raises_instead_of_hanging():
     with pytest.raises(OperationalError):
         noop.delay()
     probe.close()
+
+
+@pytest.mark.timeout(30)
+def test_after_a_failed_publish_the_next_one_probes_without_retrying(monkeypatch):
+    import time
+
+    from notifications import outbox
+
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.broker_url
+    conf.task_always_eager, conf.broker_url = False, "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(outbox, "_probing", True)
+    try:
+        # kombu's reconnect loop sleeps between tries: the probe must not get that far
+        with mock.patch("kombu.utils.functional.sleep") as sleep:
+            assert outbox._publish([1], "token") is False
+        assert sleep.call_count == 0
+    finally:
+        conf.task_always_eager, conf.broker_url = saved
+
+    assert outbox._publish_paused_until > time.monotonic()
+    assert outbox._probing is True
