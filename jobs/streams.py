@@ -48,8 +48,11 @@ log = logging.getLogger(__name__)
 STATUSES: tuple[str, ...] = tuple(s.value for s in Job.Status)
 # Events numbered in one transaction; a larger backlog (stragglers) takes several rounds.
 BATCH_SIZE = 1000
-# Rounds one publish may run before leaving the rest to the scheduler's straggler pass.
-MAX_ROUNDS = 5
+# Rounds one publish may run (each numbers whatever is pending then) before leaving the rest
+# to the next publisher or the scheduler's straggler pass.
+MAX_ROUNDS = 20
+# Namespace of the PostgreSQL advisory lock that makes one numbering per space run at a time.
+ADVISORY_NAMESPACE = 0x5E0
 # After a failed send, fan-out is skipped for this long, so a dead Redis costs at most one
 # bounded wait per process per pause instead of one per request.
 FANOUT_PAUSE_SECONDS = 5.0
@@ -212,9 +215,35 @@ def _lock_space(space_id: int) -> Space:
     )
 
 
-def sequence_space(space_id: int, limit: int = BATCH_SIZE) -> Sequenced | None:
-    """Number up to LIMIT committed, unnumbered events of a space, in one short transaction."""
+class Busy(Exception):
+    """Another numbering of the space is running; it will take our events (see publish_space)."""
+
+
+def _try_numbering_lock(space_id: int) -> bool:
+    """Take the space's numbering lock for this transaction, without waiting (PostgreSQL).
+
+    Elsewhere (SQLite) transactions are serialized anyway, so this always succeeds.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)",
+            [ADVISORY_NAMESPACE, space_id % 2**31],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def sequence_space(
+    space_id: int, limit: int = BATCH_SIZE, *, wait: bool = True
+) -> Sequenced | None:
+    """Number up to LIMIT committed, unnumbered events of a space, in one short transaction.
+
+    Without WAIT, raises Busy instead of queueing behind another numbering of the space.
+    """
     with transaction.atomic():
+        if not wait and not _try_numbering_lock(space_id):
+            raise Busy()
         space = _lock_space(space_id)
         # A new statement after the lock: it sees every numbering that committed before.
         pending = list(
@@ -343,11 +372,20 @@ def stored_envelopes(queryset, space_public_id: str, limit: int | None = None) -
 
 
 def publish_space(space_id: int) -> int:
-    """Number the space's pending events and send them out. Never raises; returns how many."""
+    """Number the space's pending events and send them out. Never raises; returns how many.
+
+    Publishers do not queue behind each other: one whose numbering lock is taken returns at
+    once, because the holder, after each commit, runs another round that numbers everything
+    pending by then. That round starts after the holder released the lock, hence after this
+    publisher's transition committed (it committed before finding the lock taken), so the
+    events are seen either by the holder's next round or by whoever takes the lock first.
+    """
     total = 0
     for _ in range(MAX_ROUNDS):
         try:
-            batch = sequence_space(space_id)
+            batch = sequence_space(space_id, wait=False)
+        except Busy:
+            return total
         except Exception as exc:
             # The rows are stored; the next numbering of this space or the straggler pass
             # picks them up.
@@ -357,7 +395,8 @@ def publish_space(space_id: int) -> int:
             return total
         total += batch.count
         fan_out(batch.messages)
-        if batch.count < BATCH_SIZE:
+        # After the commit (lock released): anything a skipped publisher left for us?
+        if not JobEvent.objects.filter(space_id=space_id, seq__isnull=True).exists():
             return total
     return total
 

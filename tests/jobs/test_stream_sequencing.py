@@ -286,3 +286,32 @@ def test_plain_sync_processes_fan_out_through_one_long_lived_loop():
     assert loop.is_running()
     assert streams._sender_loop() is loop
     async_to_sync(layer.group_discard)("space.synctest", channel)
+
+
+@pytest.mark.postgres
+def test_a_publisher_does_not_queue_behind_a_running_numbering(space):
+    """While another numbering holds the space, a publisher leaves its events to the holder,
+    whose next round (after its commit) numbers them."""
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                assert streams._try_numbering_lock(space.pk)
+                holding.set()
+                assert release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    job = new_job(space)  # its publish finds the numbering lock taken and returns at once
+    assert job.events.get().seq is None
+    release.set()
+    thread.join(10)
+
+    # The holder's next round (here: the next publish of the space) takes it, in order.
+    new_job(space, "next")
+    assert [seq for _, seq in seqs(space)] == [1, 2]
