@@ -13,6 +13,8 @@ from rest_framework import serializers
 
 from jobs.models import Job, JobEvent, JobLog
 from jobs.services import LOG_LEVELS, MAX_POLL_COUNT, payload_size
+from lib.http_headers import validate_headers
+from lib.outbound import validate_outbound_url
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_ERROR_CHARS = 10_000
@@ -79,17 +81,22 @@ class BackoffSerializer(serializers.Serializer):
     jitter = StrictBooleanField(default=True)
 
 
-class HeadersField(serializers.DictField):
-    child = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=4000)
+class HeadersField(serializers.Field):
+    """callbackHeaders: header names to string values, by the rules every outbound call uses."""
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        for name, header in value.items():
-            if not name or any(c in name for c in "\r\n: ") or "\r" in header or "\n" in header:
-                raise serializers.ValidationError(f"Invalid header: {name!r}")
-        if len(value) > 50:
-            raise serializers.ValidationError("At most 50 headers")
+        problems = validate_headers(data)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return dict(data)
+
+    def to_representation(self, value):
         return value
+
+
+HeadersField = extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})(
+    HeadersField
+)
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -134,8 +141,12 @@ class JobCreateSerializer(serializers.Serializer):
         return value
 
     def validate_callbackUrl(self, value):  # noqa: N802
-        if value and not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("Only http and https URLs")
+        if value:
+            # Refused at input when the target is a literal internal address; names are
+            # checked again on the address actually connected to, at delivery.
+            problems = validate_outbound_url(value, allow_private=settings.OUTBOUND_ALLOW_PRIVATE)
+            if problems:
+                raise serializers.ValidationError(problems)
         return value
 
 

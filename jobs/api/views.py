@@ -311,6 +311,7 @@ class ClaimView(ApiView):
     def post(self, request: Request, jobId: str) -> Response:
         if not _valid_id(jobId):
             raise services.not_found()
+        _maybe_body(request)  # a body is not needed, but an over-size one still gets 413
         job = services.claim_job(self.key.space, jobId)
         return Response({"job": s.descriptor_json(job)})
 
@@ -506,6 +507,7 @@ class RetryView(ApiView):
     )
     def post(self, request: Request, jobId: str) -> Response:
         job = self.get_job(jobId)
+        _maybe_body(request)  # a body is not needed, but an over-size one still gets 413
         services.retry_job(job)
         return Response(s.status_json(job))
 

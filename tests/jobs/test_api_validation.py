@@ -532,3 +532,34 @@ def test_the_schema_and_docs_page_are_public(client):
     html = page.content.decode()
     assert "schema?format=json" in html
     assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
+
+
+def test_callbacks_to_literal_internal_addresses_are_refused(api, space, settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    for target in (
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/",
+        "http://[::1]/x",
+        "http://localhost/x",
+    ):
+        response = api.post(url(space), {"name": "a", "callbackUrl": target}, format="json")
+        assert response.status_code == 400, target
+        assert "callbackUrl" in response.json()["details"]
+    response = api.post(
+        url(space), {"name": "a", "callbackUrl": "https://example.com/hook"}, format="json"
+    )
+    assert response.status_code == 201
+
+
+def test_callback_headers_follow_the_shared_header_rules(api, space):
+    for headers in ({"Bad Name": "x"}, {"X-A": "line\nbreak"}, {"Content-Length": "5"}):
+        response = api.post(url(space), {"name": "a", "callbackHeaders": headers}, format="json")
+        assert response.status_code == 400, headers
+
+
+def test_claim_and_retry_refuse_over_size_bodies(api, space, settings, create):
+    job_id = create()
+    settings.API_MAX_BODY_BYTES = 100
+    for verb in ("claim", "retry"):
+        response = api.post(f"/api/v1/jobs/{job_id}/{verb}", {"x": "y" * 200}, format="json")
+        assert response.status_code == 413, verb
