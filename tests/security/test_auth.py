@@ -248,3 +248,35 @@ async def test_a_member_session_from_a_foreign_origin_is_refused(in_memory_layer
         await comm.disconnect()
     finally:
         await database_sync_to_async(connections.close_all)()
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="jobs/stream_auth.py TokenMiddleware resolves ?token= without the failure throttle "
+    "(spaces.auth.failures.retry_after / failed): stream tokens can be guessed without limit",
+)
+async def test_stream_token_guesses_are_throttled_like_the_api(in_memory_layer, space):
+    from config.asgi import application
+
+    try:
+        clear = await database_sync_to_async(issue_key)(space, [scopes.READ], "reader")
+        path = f"/api/v1/realtime/spaces/{space.public_id}?token="
+
+        async def attempt(token: str) -> dict:
+            comm = WebsocketCommunicator(application, path + token)
+            comm.scope["client"] = (ATTACKER, 40000)  # read when the application starts
+            assert (await comm.connect())[0]
+            first = await comm.receive_output(timeout=5)
+            await comm.disconnect()
+            return first
+
+        for _ in range(20):
+            first = await attempt(keys.generate())
+            assert first == {"type": "websocket.close", "code": 4401}
+        # After 20 failures from the address, even the right token gets no stream.
+        first = await attempt(clear)
+        assert first["type"] == "websocket.close", first
+    finally:
+        await database_sync_to_async(connections.close_all)()
