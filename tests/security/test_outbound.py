@@ -151,12 +151,6 @@ def test_job_callbacks_in_those_notations_never_reach_the_canary(
 CANONICAL = ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs/api/serializers.py JobCreateSerializer.callbackUrl is a plain URLField: it "
-    "does not apply lib.outbound.validate_outbound_url, so a callback to a literal loopback "
-    "address is accepted with 201 (delivery is still refused at connect time)",
-)
 @override_settings(OUTBOUND_ALLOW_PRIVATE=False)
 def test_job_callback_urls_to_literal_internal_addresses_are_refused_at_input(db, canary):
     from tests.factories import SpaceFactory
