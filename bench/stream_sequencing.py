@@ -100,6 +100,7 @@ def main() -> None:
         from django.db import connection
 
         from jobs import events, streams
+        from jobs.models import JobEvent
         from orgs.models import Organization
         from spaces.models import Space
 
@@ -109,10 +110,10 @@ def main() -> None:
         numbering: list[float] = []
         real_sequence = streams.sequence_space
 
-        def timed_sequence(space_id, limit=streams.BATCH_SIZE):
+        def timed_sequence(space_id, *args, **kwargs):
             t0 = time.perf_counter()
             try:
-                return real_sequence(space_id, limit)
+                return real_sequence(space_id, *args, **kwargs)
             finally:
                 numbering.append(time.perf_counter() - t0)
 
@@ -139,6 +140,10 @@ def main() -> None:
                     space = Space.create(org, f"s-{threads}-{mode}-{r}")
                     numbering.clear()
                     rates.append(run(space, threads, args.ops))
+                    if mode != "off":
+                        # Every event must be numbered, or the figure is meaningless.
+                        pending = JobEvent.objects.filter(space=space, seq__isnull=True)
+                        assert not pending.exists(), f"{pending.count()} events left unnumbered"
                 timing = "-"
                 if numbering:
                     ordered = sorted(numbering)
