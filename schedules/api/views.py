@@ -47,6 +47,8 @@ def _errors(*codes: int) -> dict:
 
 class _ScheduleView(ApiView):
     def get_schedule(self, space_id: str, name: str) -> Schedule:
+        # Parse any body even where it is ignored, so the size and content-type rules apply.
+        _ = self.request.data
         self.check_space(space_id)
         schedule = (
             Schedule.objects.select_related("space").filter(space=self.key.space, name=name).first()
