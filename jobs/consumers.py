@@ -201,6 +201,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             log.exception("stream watcher failed")
 
     async def recheck(self) -> int | None:
+        if not await self.target_exists():
+            return CLOSE_NOT_FOUND  # the space was deleted, or retention removed the job
         if self.key is not None:
             return None if await _key_active(self.key.pk) else CLOSE_UNAUTHORIZED
         if self.user_id is not None and self.organization_id is not None:
@@ -208,6 +210,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def catch_up(self) -> None:
+        raise NotImplementedError
+
+    async def target_exists(self) -> bool:
         raise NotImplementedError
 
     # -- emission -----------------------------------------------------------------------------
@@ -324,6 +329,10 @@ class SpaceStreamConsumer(StreamConsumer):
         if len(envelopes) != upto - after:
             return None
         return envelopes
+
+    @database_sync_to_async
+    def target_exists(self) -> bool:
+        return Space.objects.filter(pk=self.space_id).exists()
 
     @database_sync_to_async
     def current_seq(self) -> int:
@@ -500,6 +509,10 @@ class JobStreamConsumer(StreamConsumer):
 
     async def catch_up(self) -> None:
         await self.emit_from_db(await self.read_after(self.last_seq))
+
+    @database_sync_to_async
+    def target_exists(self) -> bool:
+        return Job.objects.filter(pk=self.job_id).exists()
 
     async def stream_event(self, message: dict) -> None:
         envelope = message["event"]

@@ -496,3 +496,13 @@ async def test_events_recorded_directly_are_streamed(application, space):
     assert (event["type"], event["seq"], "counts" in event) == ("callback_sent", 2, False)
     await asyncio.sleep(0)
     await socket.close()
+
+
+async def test_a_stream_whose_job_is_deleted_closes_with_4404(application, space, settings):
+    settings.STREAM_RECHECK_SECONDS = 0.05
+    job = await create(space)
+    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
+    await socket.receive()
+    await database_sync_to_async(lambda: Job.objects.filter(pk=job.pk).delete())()
+    assert await socket.closed_with() == 4404
+    await socket.close()
