@@ -36,9 +36,12 @@ def test_bulk_retry_skips_jobs_that_are_not_dead_or_killed(space):
 @pytest.mark.postgres
 def test_the_claim_reads_the_partial_queue_index(space):
     # The plan must walk the pending-queue index (cost independent of finished jobs).
-    services.create_jobs(space, [{"name": "a"}] * 50)
+    services.create_jobs(space, [{"name": "a"}] * 1000)
+    Job.objects.filter(pk__in=Job.objects.filter(space=space).values("pk")[:900]).update(
+        status="completed"
+    )
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("ANALYZE jobs_job")
         cursor.execute(
             "EXPLAIN SELECT id FROM jobs_job WHERE space_id = %s AND status = 'pending' "
             "ORDER BY priority DESC, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED",
