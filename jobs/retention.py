@@ -35,6 +35,8 @@ COMPLETED = (Job.Status.COMPLETED,)
 FAILED = (Job.Status.DEAD, Job.Status.KILLED)
 # Spaces per query: keeps the IN (...) list, and the plan, small.
 SPACE_CHUNK = 500
+# Events deleted per statement (a job may have thousands of progress events).
+EVENT_CHUNK = 5000
 
 
 def prune_expired(
@@ -153,7 +155,7 @@ def _prune_jobs_batch(
         ids = [row[0] for row in rows]
         # Children first, by job id (jobevent_job_idx, joblog_unique_seq), then the jobs;
         # delivery records stay (their job link is cleared) until their own retention.
-        JobEvent.objects.filter(job_id__in=ids).delete()
+        _delete_events(ids)
         JobLog.objects.filter(job_id__in=ids).delete()
         _detach_deliveries(ids)
         # only("id"): the collector must not load 500 payloads just to delete their rows.
@@ -173,6 +175,26 @@ def _prune_jobs_batch(
     for status, n in deleted.items():
         RETENTION_DELETED.labels(status).inc(n)
     return deleted
+
+
+def _delete_events(job_ids: list[str]) -> None:
+    """Delete the jobs' events a chunk of ids at a time.
+
+    Other tables point at events (the notification outbox), so Django's delete collects the
+    rows before deleting them: only their ids, and never more than EVENT_CHUNK at once, however
+    many progress events a job wrote.
+    """
+    while True:
+        chunk = list(
+            JobEvent.objects.filter(job_id__in=job_ids)
+            .order_by()
+            .values_list("id", flat=True)[:EVENT_CHUNK]
+        )
+        if not chunk:
+            return
+        JobEvent.objects.filter(id__in=chunk).only("id").delete()
+        if len(chunk) < EVENT_CHUNK:
+            return
 
 
 def _detach_deliveries(job_ids: list[str]) -> None:

@@ -169,6 +169,7 @@ def test_it_never_loads_job_payloads():
     selects = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT")]
     assert selects
     assert not [sql for sql in selects if "payload" in sql]
+    assert not [sql for sql in selects if '"jobs_jobevent"."data"' in sql]
     assert remaining(space) == set()
 
 
@@ -215,3 +216,23 @@ def test_a_job_locked_elsewhere_is_skipped_and_not_counted():
     assert not Job.objects.filter(pk=idle.pk).exists()
     space.refresh_from_db()
     assert space.status_counts == counts | {"dead": 1}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_events_are_deleted_in_chunks_with_what_points_at_them(monkeypatch):
+    from notifications.models import PendingNotification
+
+    monkeypatch.setattr(retention, "EVENT_CHUNK", 3)
+    space = SpaceFactory()
+    job = finished(space, "completed", timedelta(days=20))
+    for n in range(6):
+        JobEvent.objects.create(job=job, space=space, type="progress", status="running", data=n)
+    event = JobEvent.objects.filter(job=job).first()
+    # The outbox points at events: a row left for a due job goes with it.
+    PendingNotification.objects.create(space=space, job=job, job_event=event, channel="slack")
+
+    retention.prune_expired()
+
+    assert remaining(space) == set()
+    assert not JobEvent.objects.filter(job_id=job.id).exists()
+    assert not PendingNotification.objects.exists()
