@@ -41,12 +41,15 @@ def notify(space_ids) -> None:
     space_ids = set(space_ids)
     for space_id in space_ids:
         _bump(space_id)
-    if settings.REDIS_URL and space_ids:
+    global _redis_down_until
+    if settings.REDIS_URL and space_ids and time.monotonic() >= _redis_down_until:
         try:
             client = _redis()
             for space_id in space_ids:
                 client.publish(CHANNEL, str(space_id))
         except Exception as exc:  # Redis down: local waiters were woken, others re-check the DB
+            # Don't make every create wait for a Redis timeout while it is away.
+            _redis_down_until = time.monotonic() + 5
             log.debug("pending wakeup publish failed: %r", exc)
 
 
@@ -63,6 +66,7 @@ def wait(space_id: int, seen: int, timeout: float) -> None:
 
 
 _client = None
+_redis_down_until = 0.0
 
 
 def _redis():
@@ -71,7 +75,7 @@ def _redis():
         import redis
 
         _client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+            settings.REDIS_URL, socket_connect_timeout=0.3, socket_timeout=0.3
         )
     return _client
 

@@ -77,3 +77,22 @@ def test_paused_space_poll_returns_nothing_even_with_jobs(db):
     space.save()
     assert services.poll_jobs(space, count=5) == []
     assert Job.objects.get(space=space).status == "pending"
+
+
+def test_a_wakeup_publish_with_redis_down_backs_off(settings, monkeypatch):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(wakeup, "_client", None)
+    monkeypatch.setattr(wakeup, "_redis_down_until", 0.0)
+    calls = []
+    real = wakeup._redis
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(wakeup, "_redis", counting)
+    seen = wakeup.generation(42)
+    wakeup.notify([42])
+    wakeup.notify([42])
+    assert wakeup.generation(42) == seen + 2  # local waiters are woken regardless
+    assert len(calls) == 1  # the second publish skipped Redis while it is away
