@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401  # no key, unknown or revoked key, or no session
 CLOSE_FORBIDDEN = 4403  # key of another space, missing scope, not a member, foreign origin
 CLOSE_NOT_FOUND = 4404  # no such job, space or stream path
+CLOSE_THROTTLED = 4429  # too many failed keys from this address (as the API's 429)
 CLOSE_TOO_BIG = 1009  # a client frame over MAX_FRAME_BYTES
 CLOSE_UNSUPPORTED = 1003  # binary frames
 
@@ -142,6 +143,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def authenticate(self) -> tuple[ApiKey | None, Any, int | None]:
         """(key, session user, close code). A code means: refuse with it."""
         if self.scope.get("token_given"):
+            if self.scope.get("token_throttled"):
+                return None, None, CLOSE_THROTTLED
             key = self.scope.get("api_key")
             if key is None:
                 return None, None, CLOSE_UNAUTHORIZED

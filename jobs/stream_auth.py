@@ -3,6 +3,7 @@
 `StreamAuthMiddleware` puts into the scope:
 - `api_key`: the active ApiKey that `?token=` names, else None;
 - `token_given`: whether a token was sent at all (an unknown or revoked one means close 4401);
+- `token_throttled`: the client address is blocked for repeated key failures (close 4429);
 - `origin_ok`: whether the Origin header names this site (ALLOWED_HOSTS or
   CSRF_TRUSTED_ORIGINS);
 - `user`: the session user (channels' AuthMiddlewareStack).
@@ -22,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
-from spaces.auth import resolve_key, touch
+from spaces.auth import failures, resolve_key, touch
 from spaces.models import ApiKey
 
 
@@ -67,11 +68,23 @@ def origin_allowed(scope) -> bool:
     return OriginValidator(None, patterns).validate_origin(parsed)
 
 
+THROTTLED = "throttled"
+
+
 @database_sync_to_async
-def _resolve(clear: str) -> ApiKey | None:
+def _resolve(clear: str, address: str) -> ApiKey | str | None:
+    """The key, None for a bad one, or THROTTLED while ADDRESS is blocked for failures.
+
+    The same per-address failure throttle as the REST API: a blocked address is refused
+    before the key is checked, so a guesser cannot tell a hit from a miss.
+    """
+    if failures.retry_after(address) is not None:
+        return THROTTLED
     key = resolve_key(clear)
-    if key is not None:
-        touch(key)
+    if key is None:
+        failures.failed(address)
+        return None
+    touch(key)
     return key
 
 
@@ -85,7 +98,15 @@ class TokenMiddleware:
         token = query_params(scope).get("token")
         scope = dict(scope)
         scope["token_given"] = token is not None
-        scope["api_key"] = await _resolve(token) if token else None
+        scope["token_throttled"] = False
+        scope["api_key"] = None
+        if token:
+            client = scope.get("client") or ("", 0)
+            found = await _resolve(token, client[0] or "")
+            if found == THROTTLED:
+                scope["token_throttled"] = True
+            else:
+                scope["api_key"] = found
         scope["origin_ok"] = origin_allowed(scope)
         return await self.inner(scope, receive, send)
 

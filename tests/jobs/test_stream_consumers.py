@@ -506,3 +506,27 @@ async def test_a_stream_whose_job_is_deleted_closes_with_4404(application, space
     await database_sync_to_async(lambda: Job.objects.filter(pk=job.pk).delete())()
     assert await socket.closed_with() == 4404
     await socket.close()
+
+
+async def test_repeated_bad_tokens_from_one_address_are_throttled(application, space, settings):
+    from spaces.auth import failures
+
+    settings.AUTH_FAILURE_LIMIT = 3
+    failures.reset()
+    good = await key_for(space, [scopes.READ])
+    path = f"/api/v1/realtime/spaces/{space.public_id}"
+
+    async def attempt(token: str) -> int:
+        socket = Socket(application, f"{path}?token={token}")
+        socket.comm.scope["client"] = ("203.0.113.9", 40000)
+        await socket.open()
+        code = await socket.closed_with()
+        await socket.close()
+        return code
+
+    try:
+        assert [await attempt(f"emit_{'z' * 43}") for _ in range(3)] == [4401] * 3
+        # Blocked now: even the right key is refused before it is checked.
+        assert await attempt(good) == consumers.CLOSE_THROTTLED
+    finally:
+        failures.reset()
