@@ -109,6 +109,13 @@ class Job(models.Model):
             models.Index(fields=["space", "-id"], name="job_space_list_idx"),
             models.Index(fields=["space", "status", "-id"], name="job_space_status_list_idx"),
             models.Index(fields=["space", "name", "-id"], name="job_space_name_list_idx"),
+            # flow control: SELECT count(*) WHERE space_id = ? AND name = ?
+            #               AND status IN ('delivered', 'running')
+            models.Index(
+                fields=["space", "name"],
+                condition=Q(status__in=["delivered", "running"]),
+                name="job_inflight_name_idx",
+            ),
             # retention: WHERE space_id = ? AND status IN (finished) AND completed_at < cutoff
             models.Index(
                 fields=["space", "status", "completed_at"],
@@ -190,3 +197,30 @@ class JobLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.seq} {self.level}"
+
+
+class NameLimit(models.Model):
+    """Flow control for one job name in a space: how many may be delivered or running at once
+    (`concurrency`) and how many may be handed out per second (`rate`, a token bucket).
+
+    Poll and claim lock this row while they hand out jobs of this name, so the limits hold
+    under concurrent pollers; names without a row are never slowed by it.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="name_limits")
+    name = models.CharField(max_length=200)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.FloatField(null=True, blank=True)
+    # Token bucket state for `rate`: tokens left at `refilled_at` (capacity: one second's worth).
+    tokens = models.FloatField(default=0)
+    refilled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["space_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["space", "name"], name="namelimit_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: concurrency={self.concurrency} rate={self.rate}"

@@ -26,7 +26,7 @@ from ulid import ULID
 from config.exceptions import ApiError
 from spaces.models import Space
 
-from . import events, wakeup
+from . import events, flow, wakeup
 from .models import Job, JobLog
 
 Status = Job.Status
@@ -178,7 +178,13 @@ def poll_jobs(
         return []
     now = timezone.now()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        # Per-name limits (jobs/flow.py): an empty dict, from one indexed query, when the space
+        # has none, and then the single-statement claim below runs untouched.
+        allowances = flow.lock_allowances(space.pk, names, now)
+        if allowances:
+            ids = _claim_limited(space, count, names, ack, now, allowances)
+            flow.save_allowances(allowances)
+        elif connection.vendor == "postgresql":
             ids = _claim_postgres(space, count, names, ack, now)
         else:
             ids = _claim_portable(space, count, names, ack, now)
@@ -253,6 +259,48 @@ def _claim_portable(
     if names:
         qs = qs.filter(name__in=names)
     jobs = list(qs.order_by("-priority", "available_at", "id")[:count])
+    return _mark_claimed(jobs, ack, now)
+
+
+def _claim_limited(
+    space: Space,
+    count: int,
+    names: list[str] | None,
+    ack: bool,
+    now: datetime,
+    allowances: dict[str, flow.Allowance],
+) -> list[str]:
+    """Claim in queue order while honouring per-name limits (their rows are locked by now).
+
+    Each round takes the next candidates, skipping rows other pollers hold; names that run out
+    of allowance are excluded from the next round, so a flood of one limited name at the head
+    of the queue cannot hide the jobs behind it. At most one round per limited name, plus one.
+    """
+    claimed: list[str] = []
+    blocked = {name for name, allowance in allowances.items() if allowance.left <= 0}
+    while len(claimed) < count:
+        qs = Job.objects.filter(space=space, status=Status.PENDING)
+        if names:
+            qs = qs.filter(name__in=names)
+        if blocked:
+            qs = qs.exclude(name__in=blocked)
+        qs = qs.order_by("-priority", "available_at", "id")
+        if connection.vendor == "postgresql":
+            qs = qs.select_for_update(skip_locked=True)
+        candidates = list(
+            qs.only("id", "name", "delivery_count", "timeout_seconds")[: count - len(claimed)]
+        )
+        if not candidates:
+            break
+        chosen, exhausted = flow.pick(candidates, allowances, count - len(claimed), now)
+        claimed += _mark_claimed(chosen, ack, now)
+        if len(chosen) == len(candidates):
+            break  # took everything offered: either COUNT is reached or the queue is empty
+        blocked |= exhausted
+    return claimed
+
+
+def _mark_claimed(jobs: list[Job], ack: bool, now: datetime) -> list[str]:
     claimed: list[str] = []
     for job in jobs:
         updates: dict[str, Any] = {
@@ -292,6 +340,17 @@ def claim_job(space: Space, job_id: str) -> Job:
             raise _killed()
         if job.status != Status.PENDING:
             raise _invalid(job, "claim")
+        allowances = flow.lock_allowances(space.pk, [job.name], now)
+        if allowances:
+            allowance = allowances[job.name]
+            if allowance.left <= 0:
+                raise JobError(
+                    409,
+                    "limit_reached",
+                    f"The flow-control limit of {job.name!r} is reached; try later",
+                )
+            allowance.take(now)
+            flow.save_allowances(allowances)
         job.status = Status.DELIVERED
         job.claim_id = _new_claim_id()
         job.delivered_at = now

@@ -17,6 +17,7 @@ RETRY = "jobs:retry"
 READ = "jobs:read"
 READ_PROGRESS = "jobs:read:progress"
 SCHEDULES_WRITE = "schedules:write"
+LIMITS_WRITE = "limits:write"
 WORKER = "jobs:worker"
 WRITE = "jobs:write"
 
@@ -41,6 +42,7 @@ CHOICES: list[tuple[str, str]] = [
     (READ, "Read jobs, events and logs"),
     (READ_PROGRESS, "Read progress only"),
     (SCHEDULES_WRITE, "Manage recurring schedules"),
+    (LIMITS_WRITE, "Manage flow-control limits"),
     (WORKER, "Worker (shorthand)"),
     (WRITE, "Write (shorthand)"),
 ]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import docs, views
+from . import docs, limits, views
 
 urlpatterns = [
     path("schema", docs.SchemaView.as_view(), name="jobs-api-schema"),
     path("docs", docs.api_docs, name="jobs-api-docs"),
     path("spaces/<str:spaceId>/jobs", views.SpaceJobsView.as_view(), name="jobs-api-jobs"),
     path("spaces/<str:spaceId>/jobs/poll", views.PollView.as_view(), name="jobs-api-poll"),
+    path("spaces/<str:spaceId>/limits", limits.LimitListView.as_view(), name="jobs-api-limits"),
+    path(
+        "spaces/<str:spaceId>/limits/<str:name>",
+        limits.LimitDetailView.as_view(),
+        name="jobs-api-limit",
+    ),
     # The batch routes come before jobs/<id>: "complete" is not a job id.
     path("jobs/complete", views.BatchCompleteView.as_view(), name="jobs-api-complete-batch"),
     path("jobs/fail", views.BatchFailView.as_view(), name="jobs-api-fail-batch"),

@@ -4,27 +4,27 @@ from . import views
 
 urlpatterns = [
     path(
-        "spaces/<str:space_id>/schedules",
+        "spaces/<str:spaceId>/schedules",
         views.ScheduleListView.as_view(),
         name="schedules-api-list",
     ),
     path(
-        "spaces/<str:space_id>/schedules/<str:name>",
+        "spaces/<str:spaceId>/schedules/<str:name>",
         views.ScheduleDetailView.as_view(),
         name="schedules-api-detail",
     ),
     path(
-        "spaces/<str:space_id>/schedules/<str:name>/pause",
+        "spaces/<str:spaceId>/schedules/<str:name>/pause",
         views.SchedulePauseView.as_view(),
         name="schedules-api-pause",
     ),
     path(
-        "spaces/<str:space_id>/schedules/<str:name>/resume",
+        "spaces/<str:spaceId>/schedules/<str:name>/resume",
         views.ScheduleResumeView.as_view(),
         name="schedules-api-resume",
     ),
     path(
-        "spaces/<str:space_id>/schedules/<str:name>/trigger",
+        "spaces/<str:spaceId>/schedules/<str:name>/trigger",
         views.ScheduleTriggerView.as_view(),
         name="schedules-api-trigger",
     ),

@@ -65,8 +65,8 @@ class ScheduleListView(_ScheduleView):
         operation_id="listSchedules",
         responses={200: ScheduleListResponse, **_errors(401, 403, 404, 429)},
     )
-    def get(self, request: Request, space_id: str) -> Response:
-        self.check_space(space_id)
+    def get(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
         rows = Schedule.objects.filter(space=self.key.space).order_by("name")[
             :MAX_SCHEDULES_PER_SPACE
         ]
@@ -77,8 +77,8 @@ class ScheduleListView(_ScheduleView):
         request=ScheduleWriteSerializer,
         responses={201: ScheduleResponse, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
     )
-    def post(self, request: Request, space_id: str) -> Response:
-        self.check_space(space_id)
+    def post(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
         data = self.validate(ScheduleWriteSerializer, self.body(request))
         space = self.key.space
         if Schedule.objects.filter(space=space).count() >= MAX_SCHEDULES_PER_SPACE:
@@ -115,16 +115,16 @@ class ScheduleDetailView(_ScheduleView):
     @extend_schema(
         operation_id="getSchedule", responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)}
     )
-    def get(self, request: Request, space_id: str, name: str) -> Response:
-        return Response(schedule_json(self.get_schedule(space_id, name), upcoming=5))
+    def get(self, request: Request, spaceId: str, name: str) -> Response:
+        return Response(schedule_json(self.get_schedule(spaceId, name), upcoming=5))
 
     @extend_schema(
         operation_id="updateSchedule",
         request=ScheduleWriteSerializer(partial=True),
         responses={200: ScheduleResponse, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
     )
-    def patch(self, request: Request, space_id: str, name: str) -> Response:
-        schedule = self.get_schedule(space_id, name)
+    def patch(self, request: Request, spaceId: str, name: str) -> Response:
+        schedule = self.get_schedule(spaceId, name)
         serializer = ScheduleWriteSerializer(data=self.body(request), partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -153,8 +153,8 @@ class ScheduleDetailView(_ScheduleView):
     @extend_schema(
         operation_id="deleteSchedule", responses={204: None, **_errors(401, 403, 404, 429)}
     )
-    def delete(self, request: Request, space_id: str, name: str) -> Response:
-        self.get_schedule(space_id, name).delete()
+    def delete(self, request: Request, spaceId: str, name: str) -> Response:
+        self.get_schedule(spaceId, name).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -166,8 +166,8 @@ class SchedulePauseView(_ScheduleView):
         request=None,
         responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)},
     )
-    def post(self, request: Request, space_id: str, name: str) -> Response:
-        schedule = self.get_schedule(space_id, name)
+    def post(self, request: Request, spaceId: str, name: str) -> Response:
+        schedule = self.get_schedule(spaceId, name)
         services.pause(schedule)
         return Response(schedule_json(schedule))
 
@@ -180,8 +180,8 @@ class ScheduleResumeView(_ScheduleView):
         request=None,
         responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)},
     )
-    def post(self, request: Request, space_id: str, name: str) -> Response:
-        schedule = self.get_schedule(space_id, name)
+    def post(self, request: Request, spaceId: str, name: str) -> Response:
+        schedule = self.get_schedule(spaceId, name)
         services.resume(schedule)
         return Response(schedule_json(schedule, upcoming=5))
 
@@ -197,6 +197,6 @@ class ScheduleTriggerView(_ScheduleView):
             **_errors(400, 401, 403, 404, 429),
         },
     )
-    def post(self, request: Request, space_id: str, name: str) -> Response:
-        job = services.trigger_now(self.get_schedule(space_id, name))
+    def post(self, request: Request, spaceId: str, name: str) -> Response:
+        job = services.trigger_now(self.get_schedule(spaceId, name))
         return Response(created_json(job), status=status.HTTP_201_CREATED)

@@ -72,7 +72,8 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(live_server, set
         "1",
         "--no-shrink",
         "--request-timeout",
-        "10",
+        # Above the longest long poll (waitSeconds 20), which is a valid, slow request.
+        "25",
     ]
     env = os.environ | {"SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
     result = subprocess.run(

@@ -61,6 +61,8 @@ ROUTES: dict[str, Case] = {
         "GET", "POST", POST={"name": "a.sneaks.in", "payload": {}}
     ),
     "api/v1/spaces/<str:spaceId>/jobs/poll": api("POST", POST={"count": 10}),
+    "api/v1/spaces/<str:spaceId>/limits": api("GET"),
+    "api/v1/spaces/<str:spaceId>/limits/<str:name>": api("PUT", "DELETE", PUT={"concurrency": 1}),
     "api/v1/jobs/complete": Case("api-batch", ("POST",)),
     "api/v1/jobs/fail": Case("api-batch", ("POST",)),
     "api/v1/jobs/<str:jobId>": api("GET"),
@@ -85,17 +87,17 @@ ROUTES: dict[str, Case] = {
     "api/v1/jobs/<str:jobId>/fail": api("POST", POST={"error": "owned", "claimId": "{claim}"}),
     "api/v1/jobs/<str:jobId>/kill": api("POST", POST={"reason": "owned"}),
     "api/v1/jobs/<str:jobId>/retry": api("POST", POST={}),
-    "api/v1/spaces/<str:space_id>/schedules": api(
+    "api/v1/spaces/<str:spaceId>/schedules": api(
         "GET",
         "POST",
         POST={"name": "a-sneaks-in", "cron": "@hourly", "jobTemplate": {"name": "x"}},
     ),
-    "api/v1/spaces/<str:space_id>/schedules/<str:name>": api(
+    "api/v1/spaces/<str:spaceId>/schedules/<str:name>": api(
         "GET", "PATCH", "DELETE", PATCH={"cron": "@hourly"}
     ),
-    "api/v1/spaces/<str:space_id>/schedules/<str:name>/pause": api("POST", POST={}),
-    "api/v1/spaces/<str:space_id>/schedules/<str:name>/resume": api("POST", POST={}),
-    "api/v1/spaces/<str:space_id>/schedules/<str:name>/trigger": api("POST", POST={}),
+    "api/v1/spaces/<str:spaceId>/schedules/<str:name>/pause": api("POST", POST={}),
+    "api/v1/spaces/<str:spaceId>/schedules/<str:name>/resume": api("POST", POST={}),
+    "api/v1/spaces/<str:spaceId>/schedules/<str:name>/trigger": api("POST", POST={}),
     # --- operations ---
     "healthz": PUBLIC,
     "readyz": PUBLIC,
@@ -329,7 +331,7 @@ def test_the_key_of_b_does_reach_b(tenants, settings):
     for route in [
         "api/v1/jobs/<str:jobId>",
         "api/v1/spaces/<str:spaceId>/jobs",
-        "api/v1/spaces/<str:space_id>/schedules/<str:name>",
+        "api/v1/spaces/<str:spaceId>/schedules/<str:name>",
     ]:
         response = client.get(fill(route, values))
         assert response.status_code == 200, route

@@ -1,0 +1,111 @@
+"""Flow-control limits API (beyond the emit.run API):
+
+GET    /api/v1/spaces/{spaceId}/limits          jobs:read
+PUT    /api/v1/spaces/{spaceId}/limits/{name}   limits:write   {"concurrency": 5, "rate": 10}
+DELETE /api/v1/spaces/{spaceId}/limits/{name}   limits:write
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.exceptions import ApiError
+from jobs import flow
+from jobs.models import NameLimit
+from spaces import scopes
+
+from .serializers import ErrorSerializer
+from .views import ApiView
+
+MAX_LIMITS_PER_SPACE = 1000
+
+
+class LimitBodySerializer(serializers.Serializer):
+    concurrency = serializers.IntegerField(
+        min_value=1, max_value=100000, required=False, allow_null=True, default=None
+    )
+    rate = serializers.FloatField(
+        min_value=0.001, max_value=100000, required=False, allow_null=True, default=None
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("concurrency") is None and attrs.get("rate") is None:
+            raise serializers.ValidationError(
+                "Set concurrency, rate or both (DELETE removes a limit)"
+            )
+        return attrs
+
+
+class LimitSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    concurrency = serializers.IntegerField(allow_null=True)
+    rate = serializers.FloatField(allow_null=True)
+
+
+class LimitListSerializer(serializers.Serializer):
+    limits = LimitSerializer(many=True)
+
+
+def _errors(*codes: int) -> dict:
+    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
+
+
+class LimitListView(ApiView):
+    scopes_by_method = {"GET": (scopes.READ,)}
+
+    @extend_schema(
+        operation_id="listLimits",
+        responses={200: LimitListSerializer, **_errors(401, 403, 404, 429)},
+        tags=["flow control"],
+    )
+    def get(self, request: Request, spaceId: str) -> Response:
+        self.check_space(spaceId)
+        rows = NameLimit.objects.filter(space=self.key.space).order_by("name")[
+            :MAX_LIMITS_PER_SPACE
+        ]
+        return Response({"limits": [flow.limit_json(row) for row in rows]})
+
+
+class LimitDetailView(ApiView):
+    scopes_by_method = {"PUT": (scopes.LIMITS_WRITE,), "DELETE": (scopes.LIMITS_WRITE,)}
+
+    @extend_schema(
+        operation_id="setLimit",
+        request=LimitBodySerializer,
+        responses={200: LimitSerializer, **_errors(400, 401, 403, 404, 413, 415, 429)},
+        tags=["flow control"],
+    )
+    def put(self, request: Request, spaceId: str, name: str) -> Response:
+        self.check_space(spaceId)
+        if not 1 <= len(name) <= 200:
+            raise ApiError(
+                400,
+                "validation_error",
+                "Validation failed",
+                details={"name": ["1 to 200 characters"]},
+            )
+        data = self.validate(LimitBodySerializer, self.body(request))
+        space = self.key.space
+        exists = NameLimit.objects.filter(space=space, name=name).exists()
+        if not exists and NameLimit.objects.filter(space=space).count() >= MAX_LIMITS_PER_SPACE:
+            raise ApiError(
+                400, "too_many_limits", f"At most {MAX_LIMITS_PER_SPACE} limits per space"
+            )
+        limit = flow.set_limit(space, name, concurrency=data["concurrency"], rate=data["rate"])
+        return Response(flow.limit_json(limit))
+
+    @extend_schema(
+        operation_id="deleteLimit",
+        responses={204: None, **_errors(401, 403, 404, 429)},
+        tags=["flow control"],
+    )
+    def delete(self, request: Request, spaceId: str, name: str) -> Response:
+        self.check_space(spaceId)
+        _ = request.data
+        deleted, _ = NameLimit.objects.filter(space=self.key.space, name=name).delete()
+        if not deleted:
+            raise ApiError(404, "not_found", "No limit for that name")
+        return Response(status=status.HTTP_204_NO_CONTENT)
