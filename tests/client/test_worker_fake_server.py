@@ -1,4 +1,4 @@
-"""The runner backs off when the server is away or rate limits it (fake server, no sleeps)."""
+"""The runner against a fake server: backoff, rate limits, poll fallback, claim ids (no sleeps)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,45 @@ def test_a_server_refusing_the_beyond_spec_poll_fields_gets_a_plain_poll(httpser
 
     assert bodies == [{"count": 1, "waitSeconds": 10, "ack": True}, {"count": 1}]
     assert len(waits) == 1  # the idle pause after an empty, immediate answer
+
+
+def test_every_call_for_a_claimed_job_carries_its_claim_id(httpserver):
+    from werkzeug import Response
+
+    calls: list[tuple[str, str | None]] = []
+
+    def handler(request):
+        calls.append((request.path.rsplit("/", 1)[-1], request.headers.get("X-Claim-Id")))
+        return Response('{"ok": true}', content_type="application/json")
+
+    for verb in ("ack", "progress", "checkpoint", "event", "keepalive", "logs", "complete"):
+        httpserver.expect_request(f"/api/v1/jobs/j1/{verb}", method="POST").respond_with_handler(
+            handler
+        )
+
+    def handle(job):
+        job.progress(10, "start")
+        job.checkpoint({"at": 1})
+        job.event("custom", {"a": 1})
+        job.keepalive()
+        job.log("info", "hello")
+        return {"done": True}
+
+    worker = Worker(handle, client=Client(httpserver.url_for("/"), "emit_x", "s"))
+    descriptor = {
+        "id": "j1",
+        "name": "n",
+        "payload": {},
+        "claimId": "claim-7",
+        "status": "delivered",
+    }
+    try:
+        worker.process(descriptor)
+    finally:
+        worker.close()
+
+    verbs = [verb for verb, _ in calls]
+    assert verbs[0] == "ack" and verbs[-1] == "complete"
+    assert {"progress", "checkpoint", "event", "keepalive", "logs"} <= set(verbs)
+    assert {claim for _, claim in calls} == {"claim-7"}
+    assert worker.stats["completed"] == 1
