@@ -34,7 +34,7 @@ from .errors import (
     WaitTimeout,
 )
 from .push import PushApp, receive_push, sign, verify_signature
-from .worker import JobHandle, Worker
+from .worker import JobHandle, JobLogHandler, Worker, current_job
 
 __version__ = "0.1.0"
 
@@ -47,6 +47,7 @@ __all__ = [
     "InvalidTransition",
     "JobHandle",
     "JobKilled",
+    "JobLogHandler",
     "JobyardError",
     "NotFound",
     "PayloadTooLarge",
@@ -61,6 +62,7 @@ __all__ = [
     "ValidationError",
     "WaitTimeout",
     "Worker",
+    "current_job",
     "receive_push",
     "sign",
     "verify_signature",

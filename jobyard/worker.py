@@ -36,7 +36,7 @@ from typing import Any
 from . import errors
 from .client import Client
 
-__all__ = ["JobHandle", "Worker", "backoff_delay"]
+__all__ = ["JobHandle", "JobLogHandler", "Worker", "backoff_delay", "current_job"]
 
 log = logging.getLogger("jobyard.worker")
 
@@ -55,6 +55,43 @@ def backoff_delay(failures: int, *, base: float = 0.5, cap: float = 30.0) -> flo
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_current = threading.local()
+
+
+def current_job() -> JobHandle | None:
+    """The job the calling thread is running for a Worker, if any."""
+    return getattr(_current, "handle", None)
+
+
+class JobLogHandler(logging.Handler):
+    """Ships ``logging`` records made while a job runs to that job's logs.
+
+    ``logging.getLogger().addHandler(JobLogHandler())`` once, and ``log.info(...)`` inside a job
+    function (in its own thread) lands in the job's log lines, with the logger name as an
+    attribute. Records outside a job, and the client's own (``jobyard.*``), are ignored.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        handle = current_job()
+        if handle is None or record.name.startswith("jobyard"):
+            return
+        if record.levelno >= logging.ERROR:
+            level = "error"
+        elif record.levelno >= logging.WARNING:
+            level = "warn"
+        elif record.levelno >= logging.INFO:
+            level = "info"
+        else:
+            level = "debug"
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            handle.log(level, message, logger=record.name)
+        except Exception:
+            self.handleError(record)
 
 
 class JobHandle:
@@ -451,6 +488,7 @@ class Worker:
 
     def _call_function(self, handle: JobHandle) -> tuple[str, Any, bool]:
         """("complete", result, _) or ("fail", error, retry)."""
+        _current.handle = handle
         try:
             result = self.function(handle)
         except (errors.JobKilled, errors.StaleClaim) as exc:
@@ -465,6 +503,8 @@ class Worker:
                 "error", message, exception=type(exc).__name__, traceback=traceback.format_exc()
             )
             return ("fail", message, True)
+        finally:
+            _current.handle = None
         try:
             json.dumps(result)
         except (TypeError, ValueError) as exc:

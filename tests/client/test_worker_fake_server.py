@@ -143,3 +143,42 @@ def test_every_call_for_a_claimed_job_carries_its_claim_id(httpserver):
     assert {"progress", "checkpoint", "event", "keepalive", "logs"} <= set(verbs)
     assert {claim for _, claim in calls} == {"claim-7"}
     assert worker.stats["completed"] == 1
+
+
+def test_the_log_handler_ships_standard_logging_records_of_the_running_job(httpserver):
+    import json
+    import logging
+
+    from werkzeug import Response
+
+    from jobyard import JobLogHandler
+
+    sent: list[dict] = []
+
+    def logs(request):
+        sent.extend(json.loads(line) for line in request.get_data().splitlines())
+        return Response('{"accepted": 1}', status=202, content_type="application/json")
+
+    httpserver.expect_request("/api/v1/jobs/j1/logs").respond_with_handler(logs)
+    httpserver.expect_request("/api/v1/jobs/j1/complete").respond_with_json({"ok": True})
+    app_log = logging.getLogger("myapp.tasks")
+    app_log.setLevel(logging.DEBUG)
+    handler = JobLogHandler()
+    app_log.addHandler(handler)
+
+    def handle(job):
+        app_log.warning("disk at %d%%", 91)
+        app_log.debug("details")
+
+    worker = Worker(handle, client=Client(httpserver.url_for("/"), "emit_x", "s"))
+    try:
+        app_log.info("outside any job: not shipped")
+        worker.process({"id": "j1", "claimId": "c", "status": "running"})
+    finally:
+        worker.close()
+        app_log.removeHandler(handler)
+
+    assert [(line["level"], line["message"], line["logger"]) for line in sent] == [
+        ("warn", "disk at 91%", "myapp.tasks"),
+        ("debug", "details", "myapp.tasks"),
+    ]
