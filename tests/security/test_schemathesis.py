@@ -77,8 +77,9 @@ def run(live_server, tmp_path, key: str, space, job_id: str, *, phases: str, ext
         "--seed",
         "2",
         "--no-shrink",
+        # Above the longest long poll (waitSeconds is at most 20).
         "--request-timeout",
-        "10",
+        "30",
     ]
     env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.security.schemathesis_hooks", "NO_COLOR": "1"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
