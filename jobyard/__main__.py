@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--space", default=os.environ.get("JOBYARD_SPACE"), help="space id")
     common.add_argument("--log-level", default=os.environ.get("JOBYARD_LOG_LEVEL", "INFO"))
 
-    parser = argparse.ArgumentParser(prog="python -m jobyard", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jobyard",
+        description="Jobyard client: run workers and push receivers, create and follow jobs.",
+        epilog="--url, --token and --space default to JOBYARD_URL, JOBYARD_TOKEN, JOBYARD_SPACE.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", parents=[common], help="run a worker")
