@@ -19,11 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from ulid import ULID
 
 from config.exceptions import ApiError
+from spaces import auth as spaces_auth
 from spaces.models import Space
 
 from . import events, flow, wakeup
@@ -161,7 +163,11 @@ def _create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
 
 
 def _space_paused(space: Space) -> bool:
-    # Read fresh: the key's space row was loaded at authentication time.
+    # The space row as an authentication read it at most API_KEY_CACHE_SECONDS ago (a pause
+    # takes effect within that time, in every process); read fresh when there is none.
+    recent = spaces_auth.recent_space(space.pk)
+    if recent is not None:
+        return recent.paused_at is not None
     return Space.objects.filter(pk=space.pk, paused_at__isnull=False).exists()
 
 
@@ -560,6 +566,74 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
         events.record(locked, "completed", {"result": result}, previous_status=previous)
     _refresh(job, locked)
     return job
+
+
+def complete_jobs(space: Space, items: list[tuple[str, str | None, Any]]) -> list[Job | JobError]:
+    """Complete many jobs of SPACE in one transaction; ITEMS are (job id, claim id, result).
+
+    Each item keeps every rule of complete_job(): the same checks on the locked row in the
+    same order (killed, stale claim, status), one `completed` event per job, the same
+    notifications (the events go out together after commit). Answered per item, in input
+    order: the completed Job, or the JobError that item would have got alone. An id given
+    twice completes once; the repeat gets invalid_transition, as a second call would.
+
+    Cost: one statement locks every row (in id order, so concurrent batches cannot deadlock),
+    one updates them, one inserts the events, whatever the batch size.
+    """
+    now = timezone.now()
+    wanted = sorted({job_id for job_id, _, _ in items})
+    out: list[Job | JobError] = []
+    with transaction.atomic():
+        locked = {
+            job.pk: job
+            for job in Job.objects.select_for_update()
+            .filter(space=space, pk__in=wanted)
+            .order_by("pk")
+        }
+        done: list[Job] = []
+        built: list[events.JobEvent] = []
+        for job_id, claim_id, result in items:
+            job = locked.get(job_id)
+            if job is None:
+                out.append(not_found())
+                continue
+            try:
+                _check(job, claim_id, [Status.DELIVERED, Status.RUNNING], "complete")
+            except JobError as exc:
+                out.append(exc)
+                continue
+            previous = job.status
+            job.status = Status.COMPLETED
+            job.result = result
+            job.completed_at = now
+            job.updated_at = now
+            if job.started_at is None:
+                job.started_at = now  # completing a delivered job implies the ack
+            job.delivery_deadline = None
+            job.execution_deadline = None
+            built.append(
+                events.build(job, "completed", {"result": result}, previous_status=previous)
+            )
+            done.append(job)
+            out.append(job)
+        if done:
+            results = {json.dumps(job.result, sort_keys=True, default=str) for job in done}
+            common: dict[str, Any] = {}
+            if len(results) == 1:
+                common["result"] = done[0].result  # the usual batch: every result alike
+            Job.objects.filter(pk__in=[job.pk for job in done]).update(
+                status=Status.COMPLETED,
+                completed_at=now,
+                updated_at=now,
+                started_at=Coalesce(F("started_at"), Value(now)),
+                delivery_deadline=None,
+                execution_deadline=None,
+                **common,
+            )
+            if not common:
+                Job.objects.bulk_update(done, ["result"])
+            events.record_many(built)
+    return out
 
 
 def backoff_delay(job: Job, failed_attempt: int) -> float:

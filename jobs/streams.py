@@ -240,27 +240,19 @@ def sequence_space(
     """Number up to LIMIT committed, unnumbered events of a space, in one short transaction.
 
     Without WAIT, raises Busy instead of queueing behind another numbering of the space.
+
+    Round trips on PostgreSQL: the numbering lock, the space row and the highest stored seq in
+    one statement; the pending events with their job's name and the job's last seq in one;
+    the seq of every event and the space's counter and counts in one. It runs after every
+    commit, so each statement saved here is saved on every API call.
     """
     with transaction.atomic():
-        if not wait and not _try_numbering_lock(space_id):
+        locked = _lock_for_numbering(space_id, wait)
+        if locked is None:
             raise Busy()
-        space = _lock_space(space_id)
+        space, top = locked
         # A new statement after the lock: it sees every numbering that committed before.
-        pending = list(
-            JobEvent.objects.filter(space_id=space_id, seq__isnull=True)
-            .order_by("id")
-            .values(
-                "id",
-                "job_id",
-                "type",
-                "status",
-                "previous_status",
-                "data",
-                "attempt_number",
-                "created_at",
-                job_name=F("job__name"),
-            )[:limit]
-        )
+        pending = _pending_events(space_id, limit)
         if not pending:
             return None
 
@@ -268,12 +260,6 @@ def sequence_space(
         counts = space.status_counts
         # Guard against a stale full save of the space row (a form saving every field) that
         # wrote back an older event_seq and status_counts: seq must never be handed out twice.
-        top = (
-            JobEvent.objects.filter(space_id=space_id, seq__isnull=False).aggregate(m=Max("seq"))[
-                "m"
-            ]
-            or 0
-        )
         if top > last:
             log.warning(
                 "space event_seq was behind its events; recounting", extra={"space": space_id}
@@ -282,27 +268,20 @@ def sequence_space(
         if not _counts_valid(counts):
             counts = _count_from_jobs(space_id)
 
-        # The last numbered event of each job, so a job stream can tell a gap from a sequence.
-        # Within a job, id order is commit order (transitions hold the job row lock).
-        job_ids = {row["job_id"] for row in pending}
-        previous = dict(
-            Job.objects.filter(pk__in=job_ids)
-            .annotate(
-                prev=Subquery(
-                    JobEvent.objects.filter(job_id=OuterRef("pk"), seq__isnull=False)
-                    .order_by("-id")
-                    .values("seq")[:1]
-                )
-            )
-            .values_list("pk", "prev")
-        )
+        # The last numbered event of each job (read with the pending rows), so a job stream can
+        # tell a gap from a sequence. Within a job, id order is commit order (transitions hold
+        # the job row lock), so only a job's first pending event needs the stored value.
+        previous: dict[str, int | None] = {}
+        for row in pending:
+            previous.setdefault(row["job_id"], row.pop("prev"))
 
         result = Sequenced(space_public_id=space.public_id)
-        updates = []
+        space_group_name = space_group(space.public_id)
+        numbered: list[tuple[int, int]] = []
         for row in pending:
             last += 1
             row["seq"] = last
-            updates.append(JobEvent(id=row["id"], seq=last))
+            numbered.append((row["id"], last))
             envelope = build_envelope(row, space.public_id)
             space_envelope = envelope
             move = status_move(row["type"], row["previous_status"], row["status"])
@@ -313,7 +292,7 @@ def sequence_space(
                 counts[after] = counts.get(after, 0) + 1
                 space_envelope = {**envelope, "counts": dict(counts)}
             result.messages.append(
-                (space_group(space.public_id), {"type": "stream.event", "event": space_envelope})
+                (space_group_name, {"type": "stream.event", "event": space_envelope})
             )
             result.messages.append(
                 (
@@ -326,10 +305,116 @@ def sequence_space(
                 )
             )
             previous[row["job_id"]] = last
-        JobEvent.objects.bulk_update(updates, ["seq"])
-        Space.objects.filter(pk=space_id).update(event_seq=last, status_counts=counts)
+        _store_numbering(space_id, numbered, last, counts)
         result.count = len(pending)
     return result
+
+
+_SPACE_COLUMNS = ("id", "public_id", "event_seq", "status_counts")
+
+
+def _lock_for_numbering(space_id: int, wait: bool) -> tuple[Space, int] | None:
+    """(locked space row, highest stored seq of the space), or None when another numbering
+    holds the lock and WAIT is false."""
+    if connection.vendor != "postgresql":
+        # SQLite serializes transactions anyway: the lock is always free.
+        space = _lock_space(space_id)
+        top = (
+            JobEvent.objects.filter(space_id=space_id, seq__isnull=False).aggregate(m=Max("seq"))[
+                "m"
+            ]
+            or 0
+        )
+        return space, top
+    spaces = connection.ops.quote_name(Space._meta.db_table)
+    events = connection.ops.quote_name(JobEvent._meta.db_table)
+    # The advisory lock sits in the WHERE clause: it is evaluated for the one row the primary
+    # key finds, and when it is taken by another numbering no row comes back (Busy). The row
+    # lock (NO KEY UPDATE, see _lock_space) is only ever contended by other numberings, which
+    # hold the advisory lock, and by short settings updates. The MAX(seq) subquery uses the
+    # (space, seq) index: one probe from the top.
+    guard = "TRUE" if wait else "pg_try_advisory_xact_lock(%s, %s)"
+    params: list[Any] = [] if wait else [ADVISORY_NAMESPACE, space_id % 2**31]
+    sql = f"""
+        SELECT s.id, s.public_id, s.event_seq, s.status_counts,
+               (SELECT MAX(e.seq) FROM {events} e WHERE e.space_id = s.id AND e.seq IS NOT NULL)
+          FROM {spaces} s
+         WHERE s.id = %s AND {guard}
+           FOR NO KEY UPDATE OF s
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [space_id, *params])
+        row = cursor.fetchone()
+    if row is None:
+        if not wait and Space.objects.filter(pk=space_id).exists():
+            return None
+        raise Space.DoesNotExist(space_id)
+    space = Space(id=row[0], public_id=row[1], event_seq=row[2], status_counts=row[3])
+    if isinstance(space.status_counts, str):  # a driver that does not decode jsonb
+        import json
+
+        space.status_counts = json.loads(space.status_counts)
+    return space, row[4] or 0
+
+
+def _pending_events(space_id: int, limit: int) -> list[dict]:
+    """The space's unnumbered events in id order, with job_name and the job's last seq."""
+    return list(
+        JobEvent.objects.filter(space_id=space_id, seq__isnull=True)
+        .order_by("id")
+        .values(
+            "id",
+            "job_id",
+            "type",
+            "status",
+            "previous_status",
+            "data",
+            "attempt_number",
+            "created_at",
+            job_name=F("job__name"),
+            # On the (job, id) index: one probe per pending event.
+            prev=Subquery(
+                JobEvent.objects.filter(job_id=OuterRef("job_id"), seq__isnull=False)
+                .order_by("-id")
+                .values("seq")[:1]
+            ),
+        )[:limit]
+    )
+
+
+def _store_numbering(
+    space_id: int, numbered: list[tuple[int, int]], last: int, counts: dict[str, int]
+) -> None:
+    """Write each event's seq and the space's counter and counts."""
+    if connection.vendor != "postgresql":
+        JobEvent.objects.bulk_update([JobEvent(id=i, seq=s) for i, s in numbered], ["seq"])
+        Space.objects.filter(pk=space_id).update(event_seq=last, status_counts=counts)
+        return
+    import json
+
+    spaces = connection.ops.quote_name(Space._meta.db_table)
+    events = connection.ops.quote_name(JobEvent._meta.db_table)
+    # One statement: the events' update runs as a data-modifying CTE (always executed in full).
+    sql = f"""
+        WITH numbered AS (
+            UPDATE {events} e SET seq = v.seq
+              FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq)
+             WHERE e.id = v.id
+            RETURNING 1
+        )
+        UPDATE {spaces} SET event_seq = %s, status_counts = %s::jsonb WHERE id = %s
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                [i for i, _ in numbered],
+                [s for _, s in numbered],
+                last,
+                json.dumps(counts),
+                space_id,
+            ],
+        )
 
 
 def build_envelope(row: dict, space_public_id: str) -> dict:

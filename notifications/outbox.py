@@ -72,7 +72,7 @@ def plan(events: Iterable[JobEvent]) -> list[PendingNotification]:
     relevant = [e for e in events if e.type in RELEVANT_TYPES]
     if not relevant:
         return []
-    spaces = Space.objects.only(*_SPACE_FIELDS).in_bulk({e.space_id for e in relevant})
+    spaces = _spaces(relevant)
     rows: list[PendingNotification] = []
     for event in relevant:
         space = spaces.get(event.space_id)
@@ -97,6 +97,28 @@ def plan(events: Iterable[JobEvent]) -> list[PendingNotification]:
         if event.type in CALLBACK_STATUSES and job.callback_url:
             rows.append(_row(space, job, event, Channel.CALLBACK, [event.type]))
     return rows
+
+
+def _spaces(events: list[JobEvent]) -> dict[int, Space]:
+    """The spaces of EVENTS with their notification settings.
+
+    Hot path: every committed transition comes through here. A space an authentication loaded
+    in the last API_KEY_CACHE_SECONDS (spaces.auth) is used as it is, so the usual request
+    costs no query here, and a settings change reaches the planner within that time.
+    """
+    from spaces.auth import recent_space
+
+    found: dict[int, Space] = {}
+    missing: set[int] = set()
+    for space_id in {e.space_id for e in events}:
+        space = recent_space(space_id)
+        if space is None:
+            missing.add(space_id)
+        else:
+            found[space_id] = space
+    if missing:
+        found.update(Space.objects.only(*_SPACE_FIELDS).in_bulk(missing))
+    return found
 
 
 def _row(

@@ -6,15 +6,16 @@ import logging
 import math
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from . import keys
-from .models import ApiKey
+from .models import ApiKey, Space
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,38 @@ def key_from_headers(meta: dict) -> str | None:
 
 
 def resolve_key(clear: str) -> ApiKey | None:
-    """The active key matching CLEAR, or None. Constant-time comparison of the digest."""
+    """The active key matching CLEAR, or None. Constant-time comparison of the digest.
+
+    Every API request authenticates, so a found key is kept in this process for
+    API_KEY_CACHE_SECONDS (default 1 s) under the SHA-256 of the key: a revocation, a scope
+    change or a change to the key's space (paused, notification settings) reaches every
+    process within that time. Each request gets its own copy of the key and its space, so no
+    request sees another's changes to them. Failed lookups are never cached.
+    """
     if not keys.well_formed(clear):
         return None
+    ttl = cache_seconds()
+    if ttl <= 0:
+        return _lookup(clear)
+    digest = keys.digest(clear)
+    now = time.monotonic()
+    entry = _key_cache.get(digest)
+    if entry is not None and entry[0] > now:
+        return _copy_key(entry[1])
+    key = _lookup(clear)
+    if key is None:
+        _key_cache.pop(digest, None)
+        return None
+    if len(_key_cache) > KEY_CACHE_MAX:  # many keys in turn: forget the expired ones
+        for name, (expires, _) in list(_key_cache.items()):
+            if expires <= now:
+                _key_cache.pop(name, None)
+    _key_cache[digest] = (now + ttl, key)
+    _space_cache[key.space_id] = (now + ttl, key.space)
+    return _copy_key(key)
+
+
+def _lookup(clear: str) -> ApiKey | None:
     candidates = ApiKey.objects.select_related("space").filter(
         prefix=keys.lookup_prefix(clear), revoked_at__isnull=True
     )
@@ -69,11 +99,65 @@ def resolve_key(clear: str) -> ApiKey | None:
     return None
 
 
+# digest of the clear key -> (monotonic expiry, key with its space loaded)
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+# space pk -> (monotonic expiry, the space as loaded with a key)
+_space_cache: dict[int, tuple[float, Space]] = {}
+KEY_CACHE_MAX = 10_000
+
+
+def cache_seconds() -> float:
+    return float(getattr(settings, "API_KEY_CACHE_SECONDS", 1.0))
+
+
+def clear_cache() -> None:
+    """Forget every cached key and space (tests; an operator's shell after a revocation)."""
+    _key_cache.clear()
+    _space_cache.clear()
+
+
+def recent_space(space_pk: int) -> Space | None:
+    """A copy of the space as an authentication loaded it less than API_KEY_CACHE_SECONDS
+    ago, or None: for after-commit work that only needs the space's settings and may see
+    them that late (the notification planner)."""
+    entry = _space_cache.get(space_pk)
+    if entry is None or entry[0] <= time.monotonic():
+        return None
+    return _copy_model(entry[1])
+
+
+def _copy_model(obj):
+    # A fresh instance with the same field values and no relation cache: cheaper than a query,
+    # and changes a request makes to it stay in that request.
+    copy = obj.__class__.__new__(obj.__class__)
+    copy.__dict__.update(obj.__dict__)
+    copy._state = ModelState()
+    copy._state.adding = False
+    copy._state.db = obj._state.db
+    return copy
+
+
+def _copy_key(key: ApiKey) -> ApiKey:
+    copy = _copy_model(key)
+    copy.space = _copy_model(key.space)
+    touched = _touched.get(key.pk)
+    if touched is not None and (copy.last_used_at is None or touched > copy.last_used_at):
+        copy.last_used_at = touched
+    return copy
+
+
+# key pk -> last_used_at this process wrote, so cached copies do not write it again.
+_touched: dict[int, datetime] = {}
+
+
 def touch(key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        if len(_touched) > KEY_CACHE_MAX:
+            _touched.clear()
+        _touched[key.pk] = now
 
 
 class FailureThrottle:

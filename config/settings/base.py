@@ -230,6 +230,9 @@ SPECTACULAR_SETTINGS = {
 
 # Requests per second allowed for one API key.
 API_RATE_LIMIT_PER_SECOND = env.int("API_RATE_LIMIT_PER_SECOND", default=1000)
+# Seconds a process keeps an authenticated API key (and its space) before reading it again:
+# how late a revocation, a pause or a settings change may take effect (0 = read every time).
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=1.0)
 # Failed API key checks allowed per client address and window before it gets 429 (0: off).
 AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
 AUTH_FAILURE_WINDOW = env.int("AUTH_FAILURE_WINDOW", default=60)

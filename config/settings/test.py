@@ -10,6 +10,9 @@ OUTBOUND_ALLOW_PRIVATE = True
 # Every test client comes from 127.0.0.1: the failure throttle would carry over between tests.
 # tests/security turns it on where it is under test.
 AUTH_FAILURE_LIMIT = 0
+# Keys are read on every request, so a test may revoke a key or pause a space and see it at
+# once; tests/perf turns the cache on where it is under test.
+API_KEY_CACHE_SECONDS = 0
 # Celery runs tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = False

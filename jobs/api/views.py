@@ -620,6 +620,10 @@ class _BatchView(ApiView):
     def handle_item(self, job: Job, item: dict) -> None:
         raise NotImplementedError
 
+    def handle_all(self, items: list[dict]) -> list[Job | JobError] | None:
+        """Every valid item at once, answered in order; None falls back to handle_item."""
+        return None
+
     def post(self, request: Request) -> Response:
         data = request.data
         if isinstance(data, dict) and isinstance(data.get("jobs"), list):
@@ -631,7 +635,8 @@ class _BatchView(ApiView):
                 "Expected a list of 1 to 1000 items",
                 details={"non_field_errors": ["Expected a list of 1 to 1000 items"]},
             )
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any] | None] = []
+        valid: list[tuple[int, dict]] = []
         for item in data:
             serializer = s.BatchItemSerializer(data=item)
             item_id = item.get("id") if isinstance(item, dict) else None
@@ -645,18 +650,34 @@ class _BatchView(ApiView):
                     }
                 )
                 continue
-            clean = serializer.validated_data
-            job = Job.objects.filter(pk=clean["id"], space=self.key.space).first()
-            try:
-                if job is None:
-                    raise services.not_found()
-                self.handle_item(job, clean)
-                results.append({"id": job.id, "ok": True, "status": job.status})
-            except JobError as exc:
-                results.append(
-                    {"id": clean["id"], "ok": False, "code": exc.code, "error": exc.message}
-                )
+            valid.append((len(results), serializer.validated_data))
+            results.append(None)
+        answers = self.handle_all([clean for _, clean in valid]) if valid else []
+        if answers is not None:
+            for (index, clean), answer in zip(valid, answers, strict=True):
+                if isinstance(answer, JobError):
+                    results[index] = {
+                        "id": clean["id"],
+                        "ok": False,
+                        "code": answer.code,
+                        "error": answer.message,
+                    }
+                else:
+                    results[index] = {"id": answer.id, "ok": True, "status": answer.status}
+            return Response({"results": results})
+        for index, clean in valid:
+            results[index] = self._one(clean)
         return Response({"results": results})
+
+    def _one(self, clean: dict) -> dict[str, Any]:
+        job = Job.objects.filter(pk=clean["id"], space=self.key.space).first()
+        try:
+            if job is None:
+                raise services.not_found()
+            self.handle_item(job, clean)
+            return {"id": job.id, "ok": True, "status": job.status}
+        except JobError as exc:
+            return {"id": clean["id"], "ok": False, "code": exc.code, "error": exc.message}
 
 
 class BatchCompleteView(_BatchView):
@@ -664,6 +685,13 @@ class BatchCompleteView(_BatchView):
 
     def handle_item(self, job: Job, item: dict) -> None:
         services.complete_job(job, item.get("result"), claim_id=item.get("claimId"))
+
+    def handle_all(self, items: list[dict]) -> list[Job | JobError]:
+        # One transaction for the whole batch (services.complete_jobs keeps each item's rules).
+        return services.complete_jobs(
+            self.key.space,
+            [(item["id"], item.get("claimId"), item.get("result")) for item in items],
+        )
 
     @extend_schema(
         operation_id="completeJobsBatch",
