@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
@@ -223,4 +225,165 @@ class BulkForm(forms.Form):
         data = super().clean()
         if "op" in data:
             data["action"], data["scope"] = data["op"].split(":")
+        return data
+
+
+# --- Recurring schedules and flow control ------------------------------------------------------
+
+# Form field -> key in the API's job template (POST /spaces/{spaceId}/jobs body).
+SCHEDULE_JOB_FIELDS = {
+    "job_name": "name",
+    "payload": "payload",
+    "max_retries": "maxRetries",
+    "timeout_seconds": "timeoutSeconds",
+    "priority": "priority",
+}
+
+
+class ScheduleForm(forms.Form):
+    """A schedule as the dashboard edits it; validated by the API's own serializer, so a form
+    accepts exactly what POST /spaces/{spaceId}/schedules accepts."""
+
+    name = forms.CharField(
+        max_length=100, help_text="Letters, digits and . _ : - (unique in the space)."
+    )
+    cron = forms.CharField(
+        max_length=100,
+        help_text="Five fields (minute hour day month weekday), e.g. <code>*/15 * * * *</code>, "
+        "or an alias: <code>@hourly</code>, <code>@daily</code>, <code>@weekly</code>, "
+        "<code>@monthly</code>, <code>@yearly</code>.",
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        help_text="An IANA name such as Europe/Berlin; ticks follow its wall clock.",
+    )
+    job_name = forms.CharField(label="Job name", max_length=200)
+    payload = forms.CharField(
+        label="Payload (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": '{"report": "daily"}'}),
+        help_text="Empty means no payload.",
+    )
+    max_retries = forms.IntegerField(label="maxRetries", initial=3)
+    timeout_seconds = forms.IntegerField(label="timeoutSeconds", initial=300)
+    priority = forms.IntegerField(initial=0)
+    overlap = forms.ChoiceField(
+        choices=[("allow", "Allow overlapping runs"), ("skip", "Skip while the last job runs")],
+        initial="allow",
+        help_text="Skip: a tick creates no job while the previous one is still unfinished.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, space: Space, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.space = space
+        self.instance = instance
+
+    @classmethod
+    def initial_for(cls, schedule) -> dict:
+        template = schedule.job_template or {}
+        payload = template.get("payload")
+        return {
+            "name": schedule.name,
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "job_name": template.get("name", ""),
+            "payload": "" if payload is None else json.dumps(payload, indent=2),
+            "max_retries": template.get("maxRetries", 3),
+            "timeout_seconds": template.get("timeoutSeconds", 300),
+            "priority": template.get("priority", 0),
+            "overlap": schedule.overlap,
+            "enabled": schedule.enabled,
+        }
+
+    def clean_payload(self):
+        text = self.cleaned_data["payload"].strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        from schedules.api.serializers import ScheduleWriteSerializer
+
+        # Keys the form does not show (backoff, callbacks) survive an edit unchanged.
+        job = dict(self.instance.job_template or {}) if self.instance is not None else {}
+        for field, key in SCHEDULE_JOB_FIELDS.items():
+            job[key] = data[field]
+        if job["payload"] is None:
+            del job["payload"]
+        body = {
+            "name": data["name"],
+            "cron": data["cron"],
+            "timezone": data["timezone"].strip(),
+            "enabled": data["enabled"],
+            "overlap": data["overlap"],
+            "job": job,
+        }
+        serializer = ScheduleWriteSerializer(data=body)
+        if not serializer.is_valid():
+            self._add_api_errors(serializer.errors)
+            return data
+        data["values"] = dict(serializer.validated_data)
+        taken = self.space.schedules.filter(name=data["values"]["name"])
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            self.add_error("name", "This space already has a schedule with this name.")
+        return data
+
+    def _add_api_errors(self, errors: dict) -> None:
+        by_key = {key: field for field, key in SCHEDULE_JOB_FIELDS.items()}
+        for key, problems in errors.items():
+            if key == "job" and isinstance(problems, dict):
+                for job_key, job_problems in problems.items():
+                    field = by_key.get(job_key)
+                    if field is None:
+                        job_problems = [f"{job_key}: {p}" for p in _flat(job_problems)]
+                    self.add_error(field, _flat(job_problems))
+            elif key in self.fields:
+                self.add_error(key, _flat(problems))
+            else:
+                self.add_error(None, _flat(problems))
+
+
+def _flat(problems) -> list[str]:
+    """DRF error details (strings, lists, nested dicts) as plain messages."""
+    if isinstance(problems, dict):
+        return [f"{k}: {m}" for k, v in problems.items() for m in _flat(v)]
+    if isinstance(problems, list | tuple):
+        return [m for p in problems for m in _flat(p)]
+    return [str(problems)]
+
+
+class LimitForm(forms.Form):
+    """A flow-control limit of one job name, by the rules of PUT /spaces/{spaceId}/limits/{name}."""
+
+    name = forms.CharField(label="Job name", max_length=200)
+    concurrency = forms.IntegerField(
+        min_value=1,
+        max_value=100_000,
+        required=False,
+        help_text="Most jobs of this name delivered or running at once; empty: no cap.",
+    )
+    rate = forms.FloatField(
+        min_value=0.001,
+        max_value=100_000,
+        required=False,
+        help_text="Most jobs handed out per second (0.5 = one every 2 s); empty: no cap.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and data.get("concurrency") is None and data.get("rate") is None:
+            raise forms.ValidationError(
+                "Set a concurrency, a rate or both (Remove takes a limit away)."
+            )
         return data

@@ -78,6 +78,33 @@ urlpatterns = [
         views.settings_rotate_secret,
         name="dashboard-rotate-secret",
     ),
+    path("spaces/<str:public_id>/schedules/", views.space_schedules, name="dashboard-schedules"),
+    path(
+        "spaces/<str:public_id>/schedules/<str:name>/",
+        views.schedule_detail,
+        name="dashboard-schedule",
+    ),
+    path(
+        "spaces/<str:public_id>/schedules/<str:name>/pause/",
+        views.schedule_pause,
+        name="dashboard-schedule-pause",
+    ),
+    path(
+        "spaces/<str:public_id>/schedules/<str:name>/resume/",
+        views.schedule_resume,
+        name="dashboard-schedule-resume",
+    ),
+    path(
+        "spaces/<str:public_id>/schedules/<str:name>/trigger/",
+        views.schedule_trigger,
+        name="dashboard-schedule-trigger",
+    ),
+    path(
+        "spaces/<str:public_id>/schedules/<str:name>/delete/",
+        views.schedule_delete,
+        name="dashboard-schedule-delete",
+    ),
+    path("spaces/<str:public_id>/limits/", views.space_limits, name="dashboard-limits"),
     path("spaces/<str:public_id>/pause/", views.space_pause, name="dashboard-space-pause"),
     path("spaces/<str:public_id>/resume/", views.space_resume, name="dashboard-space-resume"),
     path("spaces/<str:public_id>/delete/", views.space_delete, name="dashboard-space-delete"),

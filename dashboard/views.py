@@ -20,17 +20,22 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.exceptions import APIException
 
 from config.exceptions import ApiError
-from jobs.models import Job, JobEvent, JobLog
+from jobs import flow
+from jobs.models import Job, JobEvent, JobLog, NameLimit
 from notifications import services as notify
 from notifications.models import NotificationDelivery
 from orgs.models import Membership, Organization
+from schedules import services as schedule_services
+from schedules.models import Schedule
 from spaces import scopes
 from spaces import services as space_services
 from spaces.models import ApiKey, Space
 
 from . import forms, services
+from . import schedules as dashboard_schedules
 
 SESSION_ORG = "dashboard_org"
 EVENTS_SHOWN = 300
@@ -725,3 +730,215 @@ def settings_test_slack(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def settings_test_push(request: HttpRequest, public_id: str) -> HttpResponse:
     return _send_test(request, public_id, "push")
+
+
+# --- Recurring schedules -----------------------------------------------------------------------
+# Members see schedules and limits; changing them takes an owner or admin, as for settings.
+
+
+def _get_schedule(space: Space, name: str) -> Schedule:
+    return get_object_or_404(Schedule, space=space, name=name)
+
+
+def _schedule_url(space: Space, schedule: Schedule | None = None) -> str:
+    if schedule is None:
+        return reverse("dashboard-schedules", kwargs={"public_id": space.public_id})
+    return reverse(
+        "dashboard-schedule", kwargs={"public_id": space.public_id, "name": schedule.name}
+    )
+
+
+def _save_schedule_form(
+    request: HttpRequest, space: Space, form: forms.ScheduleForm, schedule: Schedule | None
+) -> Schedule | None:
+    """The saved schedule, or None with the problems added to FORM."""
+    if not form.is_valid():
+        return None
+    try:
+        return dashboard_schedules.save_schedule(space, form.cleaned_data["values"], schedule)
+    except dashboard_schedules.FormError as exc:
+        form.add_error(exc.field, exc.message)
+        return None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def space_schedules(request: HttpRequest, public_id: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=request.method == "POST")
+    form = forms.ScheduleForm(request.POST or None, space=space)
+    if request.method == "POST":
+        schedule = _save_schedule_form(request, space, form, None)
+        if schedule is not None:
+            messages.success(request, f"Schedule “{schedule.name}” created.")
+            return redirect(_schedule_url(space, schedule))
+    schedules = list(Schedule.objects.filter(space=space).order_by("name"))
+    jobs = dashboard_schedules.last_jobs(space, schedules)
+    for schedule in schedules:
+        schedule.last_job = jobs.get(schedule.last_job_id)
+    return render(
+        request,
+        "dashboard/space_schedules.html",
+        {
+            "space": space,
+            "org": space.organization,
+            "schedules": schedules,
+            "form": form,
+            "form_open": request.method == "POST",
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_detail(request: HttpRequest, public_id: str, name: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=request.method == "POST")
+    schedule = _get_schedule(space, name)
+    if request.method == "POST":
+        form = forms.ScheduleForm(request.POST, space=space, instance=schedule)
+        saved = _save_schedule_form(request, space, form, schedule)
+        if saved is not None:
+            messages.success(request, f"Schedule “{saved.name}” saved.")
+            return redirect(_schedule_url(space, saved))
+        # Show the stored schedule beside the rejected form, not the half-applied one.
+        schedule = _get_schedule(space, name)
+    else:
+        form = forms.ScheduleForm(
+            space=space, instance=schedule, initial=forms.ScheduleForm.initial_for(schedule)
+        )
+    last_job = dashboard_schedules.last_jobs(space, [schedule]).get(schedule.last_job_id)
+    return render(
+        request,
+        "dashboard/schedule.html",
+        {
+            "space": space,
+            "org": space.organization,
+            "schedule": schedule,
+            "form": form,
+            "upcoming": dashboard_schedules.upcoming(schedule),
+            "last_job": last_job,
+            "template_json": _pretty(schedule.job_template),
+        },
+    )
+
+
+@login_required
+@require_POST
+def schedule_pause(request: HttpRequest, public_id: str, name: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    schedule = _get_schedule(space, name)
+    schedule_services.pause(schedule)
+    messages.success(request, f"Schedule “{schedule.name}” paused: it fires nothing until resumed.")
+    return redirect(_next_url_or(request, _schedule_url(space, schedule)))
+
+
+@login_required
+@require_POST
+def schedule_resume(request: HttpRequest, public_id: str, name: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    schedule = _get_schedule(space, name)
+    schedule_services.resume(schedule)
+    messages.success(
+        request, f"Schedule “{schedule.name}” resumed: ticks missed while paused are skipped."
+    )
+    return redirect(_next_url_or(request, _schedule_url(space, schedule)))
+
+
+@login_required
+@require_POST
+def schedule_trigger(request: HttpRequest, public_id: str, name: str) -> HttpResponse:
+    space = _get_space_for_user(request, public_id, manage=True)
+    schedule = _get_schedule(space, name)
+    try:
+        job = schedule_services.trigger_now(schedule)
+    except APIException as exc:
+        # A template that no longer validates, or a job the space refuses.
+        detail = exc.message if isinstance(exc, ApiError) else _flat_detail(exc.detail)
+        messages.error(request, f"Could not run “{schedule.name}”: {detail}")
+        return redirect(_next_url_or(request, _schedule_url(space, schedule)))
+    messages.success(request, f"Schedule “{schedule.name}” triggered: job {job.id} created.")
+    return redirect("dashboard-job", public_id=space.public_id, job_id=job.id)
+
+
+@login_required
+@require_POST
+def schedule_delete(request: HttpRequest, public_id: str, name: str) -> HttpResponse:
+    """POST without confirm=yes shows the confirmation page; with it, deletes."""
+    space = _get_space_for_user(request, public_id, manage=True)
+    schedule = _get_schedule(space, name)
+    if request.POST.get("confirm") != "yes":
+        return render(
+            request,
+            "dashboard/schedule_delete.html",
+            {"space": space, "org": space.organization, "schedule": schedule},
+        )
+    schedule.delete()
+    messages.success(request, f"Schedule “{schedule.name}” deleted. Jobs it created stay.")
+    return redirect(_schedule_url(space))
+
+
+def _next_url_or(request: HttpRequest, default: str) -> str:
+    nxt = request.POST.get("next", "")
+    if nxt.startswith("/") and not nxt.startswith("//"):
+        return nxt
+    return default
+
+
+def _flat_detail(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flat_detail(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flat_detail(d) for d in detail)
+    return str(detail)
+
+
+# --- Flow-control limits -----------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def space_limits(request: HttpRequest, public_id: str) -> HttpResponse:
+    """List the limits; POST op=set creates or changes one, op=remove deletes one."""
+    space = _get_space_for_user(request, public_id, manage=request.method == "POST")
+    form = forms.LimitForm()
+    if request.method == "POST":
+        op = request.POST.get("op", "set")
+        if op == "remove":
+            name = request.POST.get("name", "").strip()[:200]
+            flow.set_limit(space, name, concurrency=None, rate=None)
+            messages.success(request, f"Limit on “{name}” removed.")
+            return redirect("dashboard-limits", public_id=space.public_id)
+        form = forms.LimitForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                dashboard_schedules.set_limit(
+                    space, data["name"], concurrency=data["concurrency"], rate=data["rate"]
+                )
+            except dashboard_schedules.FormError as exc:
+                form.add_error(exc.field, exc.message)
+            else:
+                messages.success(request, f"Limit on “{data['name']}” saved.")
+                return redirect("dashboard-limits", public_id=space.public_id)
+    else:
+        # ?edit=<name> fills the form with that limit, to change it.
+        editing = NameLimit.objects.filter(
+            space=space, name=request.GET.get("edit", "")[:200]
+        ).first()
+        if editing is not None:
+            form = forms.LimitForm(
+                initial={
+                    "name": editing.name,
+                    "concurrency": editing.concurrency,
+                    "rate": editing.rate,
+                }
+            )
+    return render(
+        request,
+        "dashboard/space_limits.html",
+        {
+            "space": space,
+            "org": space.organization,
+            "rows": dashboard_schedules.limit_rows(space),
+            "form": form,
+        },
+    )
