@@ -5,6 +5,7 @@
         [--push-url U] [--push-header K:V ...] [--no-push-headers] [--push-names n1,n2]
         [--rotate-push-secret] [--show-push-secret] [--test-slack] [--test-push] [--json]
         [--retention-completed-days N] [--retention-failed-days N]
+        [--limit NAME:CONCURRENCY[:RATE] ...] [--no-limit NAME ...]
 
 An empty URL turns a channel off. Values are validated exactly as in the dashboard. URLs and
 header values are secrets: the output shows only scheme and host, and header names.
@@ -15,7 +16,9 @@ applying them. Another group of settings (retention, pause) is one more pair of 
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.exceptions import ApiError
+from jobs import flow
+from jobs.api.limits import MAX_LIMITS_PER_SPACE
+from jobs.models import NameLimit
 from lib.http_headers import parse_header_line
 from lib.outbound import masked_url
 from notifications import services
@@ -170,6 +176,118 @@ def retention_show(space: Space) -> dict[str, Any]:
     }
 
 
+# -- Flow-control limits (jobs/flow.py) -----------------------------------------------------
+CONCURRENCY_RANGE = (1, 100_000)  # the limits API's bounds
+RATE_RANGE = (0.001, 100_000.0)
+LIMIT_HELP = (
+    "per-name flow control, repeatable: at most CONCURRENCY jobs of NAME delivered or running "
+    "at once, and at most RATE handed out per second. '-' or nothing means no cap of that kind: "
+    "'resize:4' caps concurrency only, 'resize::5' (or 'resize:-:5') the rate only, "
+    "'resize:4:0.5' both. The values are read from the end, so NAME may contain colons. "
+    "Replaces the limit NAME had."
+)
+
+
+def _limit_value(text: str, cast: Callable[[str], Any], bounds: tuple, what: str) -> Any:
+    text = text.strip()
+    if text in ("", "-"):
+        return None
+    try:
+        value = cast(text)
+    except ValueError:
+        kind = "a whole number" if cast is int else "a number"
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not {kind}") from None
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high):
+        raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}")
+    return value
+
+
+def _looks_like_value(text: str) -> bool:
+    text = text.strip()
+    if text in ("", "-"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_limit(spec: str) -> tuple[str, int | None, float | None]:
+    """NAME:CONCURRENCY[:RATE] as (name, concurrency, rate); argparse reports the errors.
+
+    The values are read from the end: `a:b:5` is name `a:b` with concurrency 5, because `b`
+    is no value, while `img:0:5` is name `img` with an invalid concurrency 0.
+    """
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 3 and _looks_like_value(parts[1]):
+        name, concurrency, rate = parts
+    elif ":" in spec:
+        (name, concurrency), rate = spec.rsplit(":", 1), ""
+    else:
+        raise argparse.ArgumentTypeError(f"{spec!r}: write NAME:CONCURRENCY[:RATE]")
+    try:
+        values = (
+            _limit_value(concurrency, int, CONCURRENCY_RANGE, "concurrency"),
+            _limit_value(rate, float, RATE_RANGE, "rate"),
+        )
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{spec!r}: {exc}") from None
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise argparse.ArgumentTypeError(f"{spec!r}: the job name must be 1 to 200 characters")
+    if values == (None, None):
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: give a concurrency, a rate or both (--no-limit {name} removes it)"
+        )
+    return name, *values
+
+
+def limit_arguments(parser: CommandParser) -> None:
+    group = parser.add_argument_group("Flow-control limits")
+    group.add_argument(
+        "--limit",
+        action="append",
+        type=parse_limit,
+        metavar="NAME:CONCURRENCY[:RATE]",
+        help=LIMIT_HELP,
+    )
+    group.add_argument(
+        "--no-limit",
+        action="append",
+        metavar="NAME",
+        help="remove the limits of job name NAME (repeatable)",
+    )
+
+
+def limit_apply(space: Space, options: dict[str, Any]) -> list[str]:
+    limits = options.get("limit") or []
+    removals = [name.strip() for name in options.get("no_limit") or []]
+    names = [name for name, _, _ in limits]
+    both = sorted(set(names) & set(removals))
+    if both:
+        raise CommandError(f"--limit and --no-limit both name {', '.join(both)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CommandError(f"--limit: {', '.join(repeated)} given more than once")
+    new = set(names) - set(
+        NameLimit.objects.filter(space=space, name__in=names).values_list("name", flat=True)
+    )
+    if NameLimit.objects.filter(space=space).count() + len(new) > MAX_LIMITS_PER_SPACE:
+        raise CommandError(f"At most {MAX_LIMITS_PER_SPACE} limits per space")
+    for name, concurrency, rate in limits:
+        flow.set_limit(space, name, concurrency=concurrency, rate=rate)
+    for name in removals:
+        flow.set_limit(space, name, concurrency=None, rate=None)
+    return ["limits"] if limits or removals else []
+
+
+def limit_show(space: Space) -> dict[str, Any]:
+    rows = NameLimit.objects.filter(space=space).order_by("name")[:MAX_LIMITS_PER_SPACE]
+    return {row.name: {"concurrency": row.concurrency, "rate": row.rate} for row in rows}
+
+
 @dataclass(frozen=True)
 class Section:
     key: str
@@ -182,11 +300,15 @@ SECTIONS: list[Section] = [
     Section("slack", slack_arguments, slack_apply, slack_show),
     Section("push", push_arguments, push_apply, push_show),
     Section("retention", retention_arguments, retention_apply, retention_show),
+    Section("limits", limit_arguments, limit_apply, limit_show),
 ]
 
 
 class Command(BaseCommand):
-    help = "Show or change a space's notification settings (empty URL: channel off)."
+    help = (
+        "Show or change a space's settings: Slack and HTTP push (empty URL: channel off), "
+        "retention, and per-job-name flow-control limits."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--space", required=True, help="space public id or name")
@@ -236,8 +358,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Space {space.name} ({space.public_id})")
         for section in SECTIONS:
             values = report[section.key]
-            shown = ", ".join(
-                f"{k}={'-' if v in (None, '', [], {}) else (','.join(v) if isinstance(v, list) else v)}"
-                for k, v in values.items()
-            )
+            shown = ", ".join(f"{k}={_text(v)}" for k, v in values.items()) or "-"
             self.stdout.write(f"  {section.key}: {shown}")
+
+
+def _text(value: Any) -> str:
+    """A value of the report as the plain output shows it ('-' for nothing)."""
+    if value in (None, "", [], {}):
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):  # a limit: concurrency/rate
+        return "/".join(_text(v) for v in value.values())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
