@@ -521,7 +521,7 @@ def _fill(service: Service, space_id: str, n: int, status: str) -> None:
             delivery_count, timeout_seconds, available_at, callback_url, callback_headers, last_error,
             log_seq, created_at, updated_at, completed_at)
         SELECT upper(substr(md5(random()::text || g::text), 1, 26)), s.id, 'filler', '{}'::jsonb, %s, 0, 3, 1,
-            0, 300, now() - interval '1 day', '', '{}'::jsonb, '', 0, now(), now(),
+            0, 300, now() - interval '1 day', '', '', '', 0, now(), now(),
             CASE WHEN %s = 'completed' THEN now() END
         FROM generate_series(1, %s) g, spaces_space s WHERE s.public_id = %s
         """,

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 from ulid import ULID
 
+from lib.fields import EncryptedJSONField
 from spaces.models import Space
 
 
@@ -47,7 +48,7 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
 
     callback_url = models.CharField(max_length=2000, blank=True, default="")
-    callback_headers = models.JSONField(default=dict, blank=True)
+    callback_headers = EncryptedJSONField(default=dict, blank=True)  # values are secrets
 
     result = models.JSONField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

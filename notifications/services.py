@@ -24,6 +24,10 @@ MAX_NAME_LENGTH = 200
 DEFAULT_SLACK_EVENTS = ["failed", "dead"]
 
 
+# Space.push_url is a varchar(500); the Slack URL is held to the same bound.
+MAX_SETTINGS_URL_LENGTH = 500
+
+
 class SettingsError(ApiError):
     """Invalid notification settings; `details` maps each field to its messages."""
 
@@ -34,6 +38,8 @@ class SettingsError(ApiError):
 def _url_errors(url: str) -> list[str]:
     if url == "":
         return []
+    if len(url) > MAX_SETTINGS_URL_LENGTH:
+        return [f"must be at most {MAX_SETTINGS_URL_LENGTH} characters"]
     return validate_outbound_url(url, allow_private=settings.OUTBOUND_ALLOW_PRIVATE)
 
 

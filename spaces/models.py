@@ -7,6 +7,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from ulid import ULID
 
+from lib.fields import EncryptedJSONField, EncryptedTextField
 from orgs.models import Organization
 
 from . import keys, scopes
@@ -42,17 +43,18 @@ class Space(models.Model):
     public_id = models.CharField(max_length=26, unique=True, default=new_public_id, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # Slack: an empty URL turns it off. The URL is a secret (it grants posting).
-    slack_webhook_url = models.CharField(max_length=500, blank=True, default="")
+    # Slack: an empty URL turns it off. The URL is a secret (it grants posting), so it is
+    # encrypted at rest, like the push header values and the signing secret (lib/crypto.py).
+    slack_webhook_url = EncryptedTextField(blank=True, default="")
     slack_events = models.JSONField(default=list, blank=True)
     slack_last_error = models.TextField(blank=True, default="")
     slack_disabled_at = models.DateTimeField(null=True, blank=True)
 
     # HTTP push (worker wake): POST job.pending to push_url, signed with push_secret.
     push_url = models.CharField(max_length=500, blank=True, default="")
-    push_headers = models.JSONField(default=dict, blank=True)
+    push_headers = EncryptedJSONField(default=dict, blank=True)
     push_names = models.JSONField(default=list, blank=True)  # empty: every job name
-    push_secret = models.CharField(max_length=100, default=new_push_secret, editable=False)
+    push_secret = EncryptedTextField(default=new_push_secret, editable=False)
     push_last_error = models.TextField(blank=True, default="")
 
     # Operations: pause stops polls and claims; retention prunes finished jobs.

@@ -46,6 +46,14 @@ DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = (
     env_secret("SECRET_KEY") or "insecure-local-only-key-change-me-in-production-0123456789"
 )
+# Keys for the secrets stored in the database (Slack URL, push and callback header values, push
+# signing secret), newest first; empty: SECRET_KEY and SECRET_KEY_FALLBACKS (lib/crypto.py).
+FIELD_ENCRYPTION_KEYS = [
+    k.strip() for k in (env_secret("FIELD_ENCRYPTION_KEYS") or "").split(",") if k.strip()
+]
+SECRET_KEY_FALLBACKS = [
+    k.strip() for k in (env_secret("SECRET_KEY_FALLBACKS") or "").split(",") if k.strip()
+]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The absolute URL of the dashboard, used in links sent out (Slack messages, realtimeUrl).

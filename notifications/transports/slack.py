@@ -11,6 +11,7 @@ again; 429 (with Retry-After, https://api.slack.com/apis/rate-limits) and 5xx ar
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import JobEvent
@@ -154,11 +155,7 @@ class SlackTransport(Transport):
     ) -> None:
         if error is None and self.space.slack_last_error and not message.is_test:
             # Working again after an exhausted transient failure: clear the stale message.
-            Space.objects.filter(
-                pk=self.space.pk,
-                slack_disabled_at__isnull=True,
-                slack_webhook_url=self.url(message),
-            ).update(slack_last_error="")
+            self._update_while_url_is(self.url(message), enabled_only=True, slack_last_error="")
 
     def on_given_up(self, message: Message, error: TransportError) -> None:
         if message.is_test:
@@ -167,6 +164,19 @@ class SlackTransport(Transport):
         if error.permanent:
             fields["slack_disabled_at"] = timezone.now()
         # Only while the URL is still the one that failed: a URL saved meanwhile starts clean.
-        Space.objects.filter(pk=self.space.pk, slack_webhook_url=self.url(message)).update(**fields)
+        self._update_while_url_is(self.url(message), **fields)
         for name, value in fields.items():
             setattr(self.space, name, value)
+
+    def _update_while_url_is(self, url: str, *, enabled_only: bool = False, **fields) -> bool:
+        """Update the space's Slack fields only while URL is still its webhook URL. The URL is
+        encrypted at rest (no equality lookup), so it is compared under the row's lock."""
+        with transaction.atomic():
+            rows = Space.objects.select_for_update().filter(pk=self.space.pk)
+            if enabled_only:
+                rows = rows.filter(slack_disabled_at__isnull=True)
+            current = rows.values_list("slack_webhook_url", flat=True).first()
+            if current is None or current != url:
+                return False
+            Space.objects.filter(pk=self.space.pk).update(**fields)
+            return True

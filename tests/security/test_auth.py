@@ -252,11 +252,6 @@ async def test_a_member_session_from_a_foreign_origin_is_refused(in_memory_layer
 
 @pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs/stream_auth.py TokenMiddleware resolves ?token= without the failure throttle "
-    "(spaces.auth.failures.retry_after / failed): stream tokens can be guessed without limit",
-)
 async def test_stream_token_guesses_are_throttled_like_the_api(in_memory_layer, space):
     from config.asgi import application
 

@@ -1,0 +1,58 @@
+"""Re-encrypt every secret stored in the database with the first key of FIELD_ENCRYPTION_KEYS.
+
+After a key rotation (new key first, old keys after it, or a new SECRET_KEY with the old one in
+SECRET_KEY_FALLBACKS), run this once; then the old key can be dropped from the settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from jobs.models import Job
+from lib import crypto
+from spaces.models import Space
+
+# (model, primary-key start, encrypted fields)
+TABLES = [
+    (Space, 0, ["slack_webhook_url", "push_headers", "push_secret"]),
+    (Job, "", ["callback_headers"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt stored secrets with the newest key (after a key rotation)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for model, first_pk, fields in TABLES:
+            done = self.reencrypt(model, first_pk, fields, options["batch"])
+            self.stdout.write(f"{model._meta.label}: {done} rows re-encrypted")
+
+    def reencrypt(self, model, first_pk, fields: list[str], batch: int) -> int:
+        """Rows whose raw stored value is clear text or under an older key are saved again."""
+        from django.db import connection, transaction
+
+        table = connection.ops.quote_name(model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f) for f in fields)
+        select = f"SELECT id, {columns} FROM {table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
+        done, last = 0, first_pk
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(select, [last, batch])
+                rows = cursor.fetchall()
+            if not rows:
+                return done
+            stale = [
+                pk for pk, *values in rows if any(crypto.needs_rotation(v or "") for v in values)
+            ]
+            with transaction.atomic():
+                for obj in (
+                    model.objects.select_for_update().filter(pk__in=stale).only("pk", *fields)
+                ):
+                    obj.save(update_fields=fields)
+                    done += 1
+            last = rows[-1][0]
