@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format migrations-check bench bench-quick chaos chaos-quick clean
+.PHONY: run test install lint format migrations-check bench bench-quick chaos chaos-quick screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ chaos: install
 
 chaos-quick: install
 	$(PY) bench/chaos.py --quick
+
+# Refreshes the README's dashboard pictures from the browser test (needs /usr/bin/chromium).
+screenshots: install
+	JOBYARD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e -q
 
 clean:
 	rm -rf $(VENV) var

@@ -1,6 +1,6 @@
 """The dashboard in a real browser, against a live server: from sign-up to a job completed by a
 worker, watched live, and both notification forms saved. Saves screenshots of the main pages
-into docs/screenshots/ (the README shows them)."""
+(into docs/screenshots/, which the README shows, when run by `make screenshots`)."""
 
 from __future__ import annotations
 
