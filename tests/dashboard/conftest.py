@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from jobs.models import Job
+from schedules import services as schedule_services
+from schedules.models import Schedule
 from spaces.models import ApiKey
 
 
@@ -14,6 +18,20 @@ def job(cast) -> Job:
 @pytest.fixture
 def token_row(cast) -> ApiKey:
     row, _ = ApiKey.issue(cast.space, "ci", ["jobs:read"])
+    return row
+
+
+@pytest.fixture
+def schedule(cast) -> Schedule:
+    row = Schedule(
+        space=cast.space,
+        name="hourly-sync",
+        cron="@hourly",
+        timezone="UTC",
+        job_template={"name": "sync.run", "payload": {"full": False}},
+    )
+    row.next_run_at = schedule_services.compute_next(row, datetime.now(tz=UTC))
+    row.save()
     return row
 
 

@@ -31,6 +31,13 @@ MATRIX = {
     "dashboard-space-pause": ("post", "space", True),
     "dashboard-space-resume": ("post", "space", True),
     "dashboard-space-delete": ("get", "space", True),
+    "dashboard-schedules": ("get", "space", False),
+    "dashboard-schedule": ("get", "schedule", False),
+    "dashboard-schedule-pause": ("post", "schedule", True),
+    "dashboard-schedule-resume": ("post", "schedule", True),
+    "dashboard-schedule-trigger": ("post", "schedule", True),
+    "dashboard-schedule-delete": ("post", "schedule", True),
+    "dashboard-limits": ("get", "space", False),
 }
 # Pages that name no organization or space.
 UNSCOPED = {
@@ -44,7 +51,7 @@ UNSCOPED = {
 }
 
 
-def _url(name: str, kind: str, cast, job, token_row) -> str:
+def _url(name: str, kind: str, cast, job, token_row, schedule) -> str:
     org_kw = {"slug": cast.org.slug}
     space_kw = {"public_id": cast.space.public_id}
     kwargs = {
@@ -53,6 +60,7 @@ def _url(name: str, kind: str, cast, job, token_row) -> str:
         "space": space_kw,
         "job": {**space_kw, "job_id": job.id},
         "key": {**space_kw, "key_id": token_row.pk},
+        "schedule": {**space_kw, "name": schedule.name},
     }[kind]
     return reverse(name, kwargs=kwargs)
 
@@ -63,26 +71,26 @@ def test_the_matrix_covers_every_dashboard_url():
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
-def test_outsiders_get_404(client, cast, job, token_row, name):
+def test_outsiders_get_404(client, cast, job, token_row, schedule, name):
     method, kind, _ = MATRIX[name]
     client.force_login(cast.charlie)
-    response = getattr(client, method)(_url(name, kind, cast, job, token_row))
+    response = getattr(client, method)(_url(name, kind, cast, job, token_row, schedule))
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
-def test_anonymous_users_are_sent_to_the_login_page(client, cast, job, token_row, name):
+def test_anonymous_users_are_sent_to_the_login_page(client, cast, job, token_row, schedule, name):
     method, kind, _ = MATRIX[name]
-    response = getattr(client, method)(_url(name, kind, cast, job, token_row))
+    response = getattr(client, method)(_url(name, kind, cast, job, token_row, schedule))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, _, manage) in MATRIX.items() if manage))
-def test_members_get_403_on_manage_only_pages(client, cast, job, token_row, name):
+def test_members_get_403_on_manage_only_pages(client, cast, job, token_row, schedule, name):
     method, kind, _ = MATRIX[name]
     client.force_login(cast.bob)
-    response = getattr(client, method)(_url(name, kind, cast, job, token_row))
+    response = getattr(client, method)(_url(name, kind, cast, job, token_row, schedule))
     assert response.status_code == 403
 
 
@@ -90,20 +98,20 @@ def test_members_get_403_on_manage_only_pages(client, cast, job, token_row, name
     "name",
     sorted(n for n, (m, _, manage) in MATRIX.items() if not manage and m == "get"),
 )
-def test_members_see_the_read_pages(client, cast, job, token_row, name):
+def test_members_see_the_read_pages(client, cast, job, token_row, schedule, name):
     _, kind, _ = MATRIX[name]
     client.force_login(cast.bob)
-    response = client.get(_url(name, kind, cast, job, token_row))
+    response = client.get(_url(name, kind, cast, job, token_row, schedule))
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
     "name", sorted(n for n, (m, _, manage) in MATRIX.items() if manage and m == "get")
 )
-def test_admins_see_the_manage_pages(client, cast, job, token_row, name):
+def test_admins_see_the_manage_pages(client, cast, job, token_row, schedule, name):
     _, kind, _ = MATRIX[name]
     client.force_login(cast.alice)
-    response = client.get(_url(name, kind, cast, job, token_row))
+    response = client.get(_url(name, kind, cast, job, token_row, schedule))
     assert response.status_code == 200
 
 

@@ -41,20 +41,6 @@ def _form(**overrides) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
-@pytest.fixture
-def schedule(cast) -> Schedule:
-    row = Schedule(
-        space=cast.space,
-        name="hourly-sync",
-        cron="@hourly",
-        timezone="UTC",
-        job_template={"name": "sync.run", "payload": {"full": False}},
-    )
-    row.next_run_at = schedule_services.compute_next(row, datetime.now(tz=UTC))
-    row.save()
-    return row
-
-
 # --- create ----------------------------------------------------------------------------------
 
 
