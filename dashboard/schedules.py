@@ -62,7 +62,12 @@ def upcoming(schedule: Schedule, count: int = UPCOMING) -> list[datetime]:
     """The next COUNT ticks from now (none while paused: a paused schedule fires nothing)."""
     if not schedule.enabled:
         return []
-    return cron.upcoming(schedule.cron, schedule.timezone, timezone.now(), count)
+    try:
+        return cron.upcoming(schedule.cron, schedule.timezone, timezone.now(), count)
+    except (ValueError, KeyError):
+        # A row written around the validation (a shell, an old import): show no runs, not a 500.
+        # croniter's errors are ValueErrors, an unknown zone a KeyError.
+        return []
 
 
 def last_jobs(space: Space, schedules: list[Schedule]) -> dict[str, Job]:

@@ -394,3 +394,21 @@ def test_the_edit_link_fills_the_form(client, cast):
     response = client.get(_limits_url(cast.space), {"edit": "img.resize"})
     form = response.context["form"]
     assert form.initial == {"name": "img.resize", "concurrency": 4, "rate": 2.5}
+
+
+def test_a_row_with_a_broken_cron_still_renders(client, cast, schedule):
+    Schedule.objects.filter(pk=schedule.pk).update(cron="not cron", timezone="Nowhere/Land")
+    client.force_login(cast.alice)
+    assert client.get(_url(cast.space, schedule.name)).status_code == 200
+    assert client.get(_list_url(cast.space)).status_code == 200
+
+
+def test_the_next_runs_are_also_shown_in_the_schedule_s_own_zone(client, cast, schedule):
+    Schedule.objects.filter(pk=schedule.pk).update(cron="0 9 * * *", timezone="Europe/Berlin")
+    client.force_login(cast.bob)
+    with time_machine.travel(datetime(2026, 3, 27, 12, 0, tzinfo=UTC), tick=False):
+        body = client.get(_url(cast.space, schedule.name)).content.decode()
+
+    # Daylight saving starts on 29 March: 09:00 in Berlin moves from 08:00 to 07:00 UTC.
+    assert "Sat 2026-03-28 08:00" in body and "Sat 2026-03-28 09:00 CET" in body
+    assert "Sun 2026-03-29 07:00" in body and "Sun 2026-03-29 09:00 CEST" in body
