@@ -616,6 +616,65 @@ def scenario_two_web_processes(service: Service, events: int) -> dict:
     }
 
 
+COLUMNS = [
+    ("scenario", 18),
+    ("created", 8),
+    ("completed", 9),
+    ("dead", 5),
+    ("lost", 5),
+    ("dup", 4),
+    ("api ok", 7),
+    ("p99 ms", 8),
+    ("secs", 6),
+    ("notes", 0),
+]
+
+
+def notes(name: str, row: dict) -> str:
+    """The figure that proves each scenario's own promise."""
+    if name == "sigkill":
+        return f"{row.get('kills')} kills; redelivered <= {row.get('max_redelivery_past_timeout_s')} s past timeout"
+    if name == "sigstop":
+        return f"late calls refused {row.get('late_calls_refused_409')}/{row.get('rounds')}, stale results {row.get('jobs_with_stale_result')}"
+    if name == "postgres_restart":
+        return f"recovered {row.get('recovered_seconds_after_start')} s after start; statuses while down {row.get('api_while_down', {}).get('statuses')}"
+    if name == "redis_outage":
+        return (
+            f"stream gaps {row.get('stream_gaps')}, reconnects {row.get('stream_reconnects')}, "
+            f"slack completed {row.get('slack_completed_messages')}/{row.get('completed')}"
+        )
+    if name == "hostile_endpoints":
+        return f"all processed in {row.get('all_processed_seconds')} s; good endpoint got {row.get('good_endpoint_messages')}"
+    if name == "two_web_processes":
+        return f"streamed on web 2: {row.get('streamed_on_web_2')}/{row.get('created_on_web_1')}, p99 {row.get('p99_ms')} ms"
+    return ""
+
+
+def table(report: dict, names: list[str]) -> str:
+    """One line per scenario: the figures the README's Reliability section quotes."""
+    lines = ["  ".join(title.rjust(width) for title, width in COLUMNS)]
+    for name in names:
+        row = report.get(name, {})
+        api = row.get("api") or row.get("api_during_outage") or row.get("api_while_down") or {}
+        if "error" in row:
+            lines.append(f"{name:>18}  error: {row['error']}")
+            continue
+        values = [
+            name,
+            row.get("created", "-"),
+            row.get("completed", "-"),
+            row.get("dead", "-"),
+            row.get("lost", "-"),
+            row.get("duplicate_concurrent_holders", "-"),
+            api.get("success_rate", "-") if api else "-",
+            api.get("p99_ms", "-") if api else "-",
+            row.get("scenario_seconds", "-"),
+            notes(name, row),
+        ]
+        lines.append("  ".join(str(v).rjust(w) for v, (_, w) in zip(values, COLUMNS, strict=True)))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -657,6 +716,7 @@ def main() -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
+    print("\n" + table(report, chosen))
     print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
