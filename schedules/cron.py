@@ -36,15 +36,44 @@ def validate_timezone(name: str) -> str | None:
     return None
 
 
+ALIAS_FIELDS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def _fixed_hour(expr: str) -> bool:
+    """True unless the hour field is `*`: such a schedule names wall-clock times of day."""
+    fields = ALIAS_FIELDS.get(expr, expr).split()
+    return fields[1] != "*"
+
+
 def next_after(expr: str, tz: str, after: datetime) -> datetime:
     """The first tick strictly after AFTER, as an aware datetime in UTC.
 
     Ticks are computed on the wall clock of TZ, so `0 9 * * *` stays at 09:00 local across
-    daylight-saving changes (a tick that falls in the skipped hour runs when the clock resumes).
+    daylight-saving changes. A tick in the hour the clocks skip runs when the clock resumes. When
+    the clocks go back and an hour happens twice, a schedule with a fixed hour (`30 2 * * *`)
+    runs in the first pass only, as cron does; one whose hour is `*` (`*/15 * * * *`,
+    `@hourly`) keeps its rhythm through both passes.
     """
+    expr = expr.strip()
     zone = ZoneInfo(tz)
-    local = after.astimezone(zone)
-    return croniter(expr.strip(), local).get_next(datetime).astimezone(ZoneInfo("UTC"))
+    utc = ZoneInfo("UTC")
+    moment = after
+    for _ in range(62):  # a repeated hour holds at most 60 minute ticks
+        local = moment.astimezone(zone)
+        tick = croniter(expr, local).get_next(datetime).astimezone(utc)
+        if tick.astimezone(zone).fold == 1 and _fixed_hour(expr):
+            moment = tick  # the second pass of a repeated hour: already run in the first
+            continue
+        return tick
+    return tick
 
 
 def latest_at_or_before(expr: str, tz: str, moment: datetime) -> datetime:

@@ -89,6 +89,37 @@ def test_daily_ticks_follow_the_time_zone_across_daylight_saving(space):
     ]
 
 
+def test_a_fixed_time_runs_once_when_the_clocks_go_back():
+    # 2026-10-25 in Berlin: 02:00-03:00 local happens twice (00:00-01:00 UTC in CEST, then
+    # 01:00-02:00 UTC in CET). 02:30 local runs in the first pass only.
+    after = datetime(2026, 10, 24, 12, 0, tzinfo=UTC)
+    runs = cron.upcoming("30 2 * * *", "Europe/Berlin", after, 2)
+    assert runs == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+    ]
+    # With a fixed hour and a minute list, none of the second pass runs either.
+    quarter = cron.upcoming("*/15 2 * * *", "Europe/Berlin", after, 5)
+    assert [t.hour for t in quarter] == [0, 0, 0, 0, 1]
+    assert quarter[-1].day == 26
+
+
+def test_an_every_hour_schedule_keeps_its_rhythm_through_the_repeated_hour():
+    after = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    runs = cron.upcoming("30 * * * *", "Europe/Berlin", after, 4)
+    # 01:30 CEST, 02:30 CEST, 02:30 CET, 03:30 CET: one hour apart in real time.
+    assert [t - after for t in runs] == [timedelta(minutes=30 + 60 * i) for i in range(4)]
+
+
+def test_a_tick_in_the_skipped_hour_runs_when_the_clock_resumes():
+    # 2026-03-29 in Berlin: 02:00-03:00 local does not exist; 02:30 runs at 03:00 CEST.
+    runs = cron.upcoming("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC), 2)
+    assert runs == [
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 3, 30, 0, 30, tzinfo=UTC),
+    ]
+
+
 def test_skip_overlap_holds_back_while_the_previous_job_is_unfinished(space):
     with time_machine.travel(T0, tick=False):
         make_schedule(space, cron="@hourly", overlap=Schedule.Overlap.SKIP)
