@@ -167,9 +167,11 @@ def db_rows(sql: str, params=None) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def settle(space: str, timeout: float) -> None:
-    """Wait until no job of SPACE is still active (or TIMEOUT passes)."""
+def settle(space: str, timeout: float, stall: float = 60) -> None:
+    """Wait until no job of SPACE is still active, or until the active count has not moved for
+    STALL seconds (what is left then is stuck, and counts as lost), or TIMEOUT passes."""
     end = time.monotonic() + timeout
+    last, moved = None, time.monotonic()
     while time.monotonic() < end:
         (active,) = db_rows(
             "SELECT count(*) FROM jobs_job j JOIN spaces_space s ON s.id = j.space_id "
@@ -177,6 +179,10 @@ def settle(space: str, timeout: float) -> None:
             (space,),
         )[0]
         if active == 0:
+            return
+        if active != last:
+            last, moved = active, time.monotonic()
+        elif time.monotonic() - moved > stall:
             return
         time.sleep(0.5)
 
@@ -246,14 +252,28 @@ def scenario_sigkill(service: Service, jobs: int, kills: int) -> dict:
     probe = Probe(service, space, token)
     start = time.monotonic()
     done_kills = 0
-    interval = 0.05
-    while done_kills < kills and time.monotonic() - start < 300:
-        time.sleep(random.uniform(0, 2 * interval))
-        pool.kill_one()
-        done_kills += 1
+    # Kills spread over the whole run: one each time about jobs/kills more jobs have finished,
+    # at a random moment of a worker's cycle (mid-poll, after ack, mid-complete).
+    step = jobs / kills
+    threshold = random.uniform(0.5, 1.5) * step
+    while done_kills < kills and time.monotonic() - start < 1500:
+        (finished,) = db_rows(
+            "SELECT count(*) FROM jobs_job j JOIN spaces_space s ON s.id = j.space_id "
+            "WHERE s.public_id = %s AND j.status IN ('completed', 'dead')",
+            (space,),
+        )[0]
+        if finished >= jobs:
+            break
+        if finished >= threshold:
+            time.sleep(random.uniform(0, 0.05))
+            pool.kill_one()
+            done_kills += 1
+            threshold += random.uniform(0.5, 1.5) * step
+        else:
+            time.sleep(0.05)
     end = time.monotonic()
     probe.stop()
-    settle(space, 120)
+    settle(space, 1800)
     pool.stop()
     return {"kills": done_kills, **outcome(space), "api": probe.window(start, end)}
 

@@ -181,8 +181,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish must not hang a request when the broker is away: give up quickly and let the
 # outbox sweep send it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_CONNECTION_MAX_RETRIES = 0
 CELERY_TASK_PUBLISH_RETRY = False
+# The worker reconnects for as long as the broker is away (only the worker reads this; 0 would
+# make it exit at the first lost connection).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
 # Live streams (docs/streams.md): the longest a commit waits on the channel layer, how often an
 # open socket re-checks its key, and the epoch in streamInstanceId (bump it after restoring the
