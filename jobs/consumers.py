@@ -40,8 +40,17 @@ CLOSE_UNSUPPORTED = 1003  # binary frames
 
 # Clients need send nothing but pings; anything bigger than this closes the socket.
 MAX_FRAME_BYTES = 4096
-# Events replayed on (re)connect or read to fill one gap; beyond it the client must refetch.
-REPLAY_LIMIT = 1000
+# Events read from the database per query when replaying or filling a gap; a replay is sent
+# page by page, so its size does not decide the memory a socket holds.
+REPLAY_PAGE = 1000
+
+
+def replay_limit() -> int:
+    """The most events replayed on (re)connect or to fill a gap; beyond it the client refetches.
+    The default covers a minute-long fan-out outage at 150 transitions per second."""
+    return int(getattr(settings, "STREAM_REPLAY_LIMIT", 10_000))
+
+
 # What a progress-only viewer sees (SPEC: only progress and completed, completed without data).
 PUBLIC_EVENT_TYPES = frozenset({"progress", "completed"})
 
@@ -278,15 +287,15 @@ class SpaceStreamConsumer(StreamConsumer):
         params = query_params(self.scope)
         since = _int_param(params.get("since"))
         missed = False
-        replay: list[dict] = []
+        replay_from = None
         if since is not None:
             if since < 0 or since > seq or params.get("streamInstanceId") != instance:
                 missed = True
             elif since < seq:
-                replay = await self.read_range(since, seq)
-                if replay is None:
+                if await self.range_complete(since, seq):
+                    replay_from = since
+                else:
                     missed = True
-                    replay = []
         await self.send_json(
             {
                 "type": "connected",
@@ -297,8 +306,10 @@ class SpaceStreamConsumer(StreamConsumer):
                 "counts": counts,
             }
         )
-        for envelope in replay:
-            await self.send_json(envelope)
+        if replay_from is not None:
+            async for page in self.pages(replay_from, seq):
+                for envelope in page:
+                    await self.send_json(envelope)
         await self.started()
 
     @database_sync_to_async
@@ -320,18 +331,32 @@ class SpaceStreamConsumer(StreamConsumer):
         return space.event_seq, {s: int(counts.get(s, 0)) for s in streams.STATUSES}
 
     @database_sync_to_async
-    def read_range(self, after: int, upto: int) -> list[dict] | None:
-        """Stored events with after < seq <= upto, or None when some are gone or too many."""
-        if upto - after > REPLAY_LIMIT:
-            return None
-        envelopes = streams.stored_envelopes(
+    def range_complete(self, after: int, upto: int) -> bool:
+        """True when every event with after < seq <= upto is stored and there are not too many
+        to replay (retention may have deleted some with their jobs)."""
+        if upto - after > replay_limit():
+            return False
+        stored = JobEvent.objects.filter(
+            space_id=self.space_id, seq__gt=after, seq__lte=upto
+        ).count()
+        return stored == upto - after
+
+    @database_sync_to_async
+    def read_page(self, after: int, upto: int) -> list[dict]:
+        return streams.stored_envelopes(
             JobEvent.objects.filter(space_id=self.space_id, seq__gt=after, seq__lte=upto),
             self.space_public_id,
+            limit=REPLAY_PAGE,
         )
-        # Retention may have deleted some: then the server cannot account for the gap.
-        if len(envelopes) != upto - after:
-            return None
-        return envelopes
+
+    async def pages(self, after: int, upto: int):
+        """The stored events with after < seq <= upto, in seq order, REPLAY_PAGE at a time."""
+        while after < upto:
+            page = await self.read_page(after, upto)
+            if not page:
+                return
+            yield page
+            after = page[-1]["seq"]
 
     @database_sync_to_async
     def target_exists(self) -> bool:
@@ -345,19 +370,12 @@ class SpaceStreamConsumer(StreamConsumer):
         """Emit the stored events up to seq UPTO that this client has not had."""
         if upto <= self.last_seq:
             return
-        if upto - self.last_seq > REPLAY_LIMIT:
+        if upto - self.last_seq > replay_limit():
             await self.send_missed(upto)
             return
-        envelopes = await self.read_range(self.last_seq, upto)
-        if envelopes is None:
-            # Some events of the range were deleted with their jobs: send what is there.
-            envelopes = await database_sync_to_async(streams.stored_envelopes)(
-                JobEvent.objects.filter(
-                    space_id=self.space_id, seq__gt=self.last_seq, seq__lte=upto
-                ),
-                self.space_public_id,
-            )
-        await self.emit_from_db(envelopes)
+        # Events deleted with their jobs meanwhile are simply not there: send what is.
+        async for page in self.pages(self.last_seq, upto):
+            await self.emit_from_db(page)
         self.last_seq = upto
 
     async def send_missed(self, seq: int) -> None:
@@ -500,7 +518,7 @@ class JobStreamConsumer(StreamConsumer):
         events = JobEvent.objects.filter(job_id=self.job_id, seq__gt=after)
         if before is not None:
             events = events.filter(seq__lt=before)
-        return streams.stored_envelopes(events, self.space_public_id, limit=REPLAY_LIMIT)
+        return streams.stored_envelopes(events, self.space_public_id, limit=replay_limit())
 
     async def emit(self, envelope: dict) -> None:
         if self.full:

@@ -192,6 +192,9 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 STREAM_FANOUT_TIMEOUT = env.float("STREAM_FANOUT_TIMEOUT", default=0.5)
 STREAM_RECHECK_SECONDS = env.float("STREAM_RECHECK_SECONDS", default=30.0)
 STREAM_EPOCH = env.int("STREAM_EPOCH", default=1)
+# The most events a reconnecting client is replayed (in pages of 1,000) before it is told to
+# refetch instead: enough for a minute of fan-out outage at 150 transitions per second.
+STREAM_REPLAY_LIMIT = env.int("STREAM_REPLAY_LIMIT", default=10_000)
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

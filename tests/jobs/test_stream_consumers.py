@@ -368,8 +368,27 @@ async def test_a_gap_the_server_cannot_account_for_is_reported_as_missed(applica
     await socket.close()
 
 
-async def test_a_gap_longer_than_the_replay_limit_is_missed(application, space, monkeypatch):
-    monkeypatch.setattr(consumers, "REPLAY_LIMIT", 2)
+async def test_a_long_replay_is_sent_page_by_page_in_order(application, space, monkeypatch):
+    monkeypatch.setattr(consumers, "REPLAY_PAGE", 2)
+    for i in range(5):
+        await create(space, f"job{i}")
+    token = await key_for(space, [scopes.READ])
+    instance = streams.stream_instance_id(space.public_id)
+    path = f"/api/v1/realtime/spaces/{space.public_id}?since=0&streamInstanceId={instance}"
+    socket = await open_socket(application, path, token)
+    connected = await socket.receive()
+    assert connected["missed"] is False
+    replayed = [await socket.receive() for _ in range(connected["seq"])]
+    assert [e["seq"] for e in replayed] == list(range(1, connected["seq"] + 1))
+    assert [e["jobName"] for e in replayed if e["type"] == "created"] == [
+        f"job{i}" for i in range(5)
+    ]
+    assert await socket.silent()
+    await socket.close()
+
+
+async def test_a_gap_longer_than_the_replay_limit_is_missed(application, space, settings):
+    settings.STREAM_REPLAY_LIMIT = 2
     for _ in range(3):
         await create(space)
     token = await key_for(space, [scopes.READ])
