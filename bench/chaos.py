@@ -249,7 +249,7 @@ def scenario_sigkill(service: Service, jobs: int, kills: int) -> dict:
     space, token = service.token("chaos-sigkill")
     create_bulk(service, space, token, jobs)
     pool = Pool(service, space, token, 4)
-    probe = Probe(service, space, token)
+    probe = Probe(service, space, token, rate=5)  # steady creates beside the bulk load
     start = time.monotonic()
     done_kills = 0
     # Kills spread over the whole run: one each time about jobs/kills more jobs have finished,
