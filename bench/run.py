@@ -157,9 +157,7 @@ class Service:
                 str(port),
                 "config.asgi:application",
             ]
-            proc = subprocess.Popen(
-                web, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            proc = subprocess.Popen(web, cwd=ROOT, env=self.env, **self._output(f"web-{port}"))
             self.procs.append(proc)
             self.web_pids.append(proc.pid)
         for cmd in (
@@ -177,15 +175,8 @@ class Service:
             ],
             [PY, "manage.py", "run_scheduler"],
         ):
-            self.procs.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=ROOT,
-                    env=self.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            name = "celery" if "celery" in cmd else "scheduler"
+            self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, **self._output(name)))
         deadline = time.monotonic() + 30
         waiting = list(self.ports)
         while waiting and time.monotonic() < deadline:
@@ -198,6 +189,15 @@ class Service:
                 time.sleep(0.2)
         if waiting:
             raise RuntimeError("a web process did not start")
+
+    def _output(self, name: str) -> dict:
+        """Where a process's output goes: nowhere, or var/bench-logs/NAME.log with BENCH_LOGS=1."""
+        if not os.environ.get("BENCH_LOGS"):
+            return {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        folder = ROOT / "var" / "bench-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / f"{name}.log", "a")  # noqa: SIM115 - lives as long as the process
+        return {"stdout": log, "stderr": subprocess.STDOUT}
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import NotificationDelivery, PendingNotification
+from .models import EndpointBreaker, NotificationDelivery, PendingNotification
 
 
 @admin.register(NotificationDelivery)
@@ -39,6 +39,26 @@ class PendingNotificationAdmin(admin.ModelAdmin):
     list_select_related = ["space__organization"]
     readonly_fields = ["space", "job", "job_event", "channel", "events", "attempt", "lease_until"]
     exclude = ["token"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(EndpointBreaker)
+class EndpointBreakerAdmin(admin.ModelAdmin):
+    """Endpoints that stopped answering: their notifications wait until `open_until`.
+    Deleting a row lets the next delivery go at once."""
+
+    list_display = ["endpoint", "space", "channel", "failures", "open_until", "last_error"]
+    list_filter = ["channel"]
+    search_fields = ["endpoint"]
+    raw_id_fields = ["space"]
+    list_select_related = ["space__organization"]
+    readonly_fields = ["space", "channel", "endpoint", "failures", "open_until", "last_error"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

@@ -76,3 +76,31 @@ class PendingNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {','.join(self.events)} (attempt {self.attempt})"
+
+
+class EndpointBreaker(models.Model):
+    """A notification endpoint that stopped answering (timed out, refused the connection, sent
+    a body past the cap). While `open_until` is in the future, deliveries to it wait in the
+    outbox instead of holding a Celery worker for their whole deadline, so one endpoint that
+    hangs cannot hold up the other spaces' notifications (notifications/breaker.py).
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=NotificationDelivery.Channel.choices)
+    # host[:port] of the endpoint, never its path or query (they can carry secrets).
+    endpoint = models.CharField(max_length=300)
+    failures = models.PositiveIntegerField(default=0)  # in a row
+    open_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # breaker.admit() / trip(): WHERE space_id = ? AND channel = ? AND endpoint = ?
+            models.UniqueConstraint(
+                fields=["space", "channel", "endpoint"], name="endpoint_breaker_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.endpoint} ({self.failures} failures)"

@@ -3,7 +3,8 @@
 deliver() works through one PendingNotification: each of its messages is one Transport attempt
 (one NotificationDelivery row). A transient failure schedules a retry of the same row with
 bounded exponential backoff (honouring Retry-After); a permanent failure or the last attempt
-gives the message up. The row is deleted when nothing is left to send.
+gives the message up. The row is deleted when nothing is left to send. An endpoint that stopped
+answering is left alone for a while (breaker.py): its rows wait in the outbox meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 
-from . import conf, outbox
+from . import breaker, conf, outbox
 from .models import NotificationDelivery, PendingNotification
 from .transports import Message, TransportError, transport_for
 
@@ -63,6 +64,15 @@ def deliver(self, pending_id: int, token: str) -> str:
             event=row.events[0], job=row.job, job_event=row.job_event, attempt=row.attempt
         )
         if not transport.is_noop(message):
+            endpoint = breaker.endpoint_of(transport.url(message))
+            due = breaker.admit(row.space_id, row.channel, endpoint)
+            if due is not None:
+                # The endpoint is cooling down: back to the outbox, due when the cool-down
+                # ends (the flush hands it out again), without a request or an attempt.
+                row.token = ""
+                row.lease_until = due + timedelta(seconds=random.uniform(0, 2))
+                row.save(update_fields=["events", "attempt", "token", "lease_until"])
+                return "postponed"
             error: TransportError | None = None
             try:
                 transport.notify(message)
@@ -73,6 +83,10 @@ def deliver(self, pending_id: int, token: str) -> str:
                 # keeps failing is given up after max_attempts instead of looping forever.
                 log.exception("notification attempt crashed", extra={"channel": row.channel})
                 error = TransportError(f"internal error ({type(exc).__name__})")
+            if error is None:
+                breaker.succeeded(row.space_id, row.channel, endpoint)
+            elif error.unanswered:
+                breaker.trip(row.space_id, row.channel, endpoint, error.message)
             if error is not None:
                 policy = conf.policy(row.channel)
                 if not error.permanent and row.attempt < policy.max_attempts:

@@ -44,10 +44,13 @@ class TransportError(Exception):
         permanent: bool = False,
         retry_after: float | None = None,
         status_code: int | None = None,
+        unanswered: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        # No HTTP answer at all (timeout, refused, too large): trips the endpoint's breaker.
+        self.unanswered = unanswered
         self.retry_after = retry_after
         self.status_code = status_code
         self.delivery: NotificationDelivery | None = None
@@ -167,7 +170,9 @@ class Transport:
             )
             self.raise_for_response(response)
         except http.OutboundError as exc:
-            error = TransportError(exc.message, permanent=exc.permanent)
+            error = TransportError(
+                exc.message, permanent=exc.permanent, unanswered=not exc.permanent
+            )
         except TransportError as exc:
             error = exc
         duration_ms = int((time.monotonic() - started) * 1000)

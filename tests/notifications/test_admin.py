@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from notifications.models import NotificationDelivery, PendingNotification
+from notifications import breaker
+from notifications.models import EndpointBreaker, NotificationDelivery, PendingNotification
 from tests.factories import SpaceFactory
 
 
@@ -42,3 +43,21 @@ def test_the_admin_filters_deliveries_by_space_and_channel(admin_client, rows):
     push = admin_client.get(url, {"space__id__exact": delivery.space_id, "channel": "push"})
     assert slack.context["cl"].result_count == 1
     assert push.context["cl"].result_count == 0
+
+
+def test_an_operator_sees_open_breakers_and_can_close_one(admin_client, db):
+    space = SpaceFactory()
+    breaker.trip(space.pk, "slack", "hooks.example:8443", "timed out after 15 s")
+    state = EndpointBreaker.objects.get()
+
+    listing = admin_client.get(reverse("admin:notifications_endpointbreaker_changelist"))
+    assert listing.status_code == 200
+    assert b"hooks.example:8443" in listing.content and b"timed out after 15 s" in listing.content
+    add = admin_client.get(reverse("admin:notifications_endpointbreaker_add"))
+    assert add.status_code == 403
+
+    admin_client.post(
+        reverse("admin:notifications_endpointbreaker_delete", args=[state.pk]), {"post": "yes"}
+    )
+    assert not EndpointBreaker.objects.exists()
+    assert breaker.admit(space.pk, "slack", "hooks.example:8443") is None

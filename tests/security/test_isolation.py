@@ -160,6 +160,7 @@ ADMIN_OBJECTS = [
     "jobs/joblog",
     "notifications/notificationdelivery",
     "notifications/pendingnotification",
+    "notifications/endpointbreaker",
     "schedules/schedule",
 ]
 ADMIN_SITE_ROUTES = {

@@ -1,0 +1,88 @@
+"""A circuit breaker per notification endpoint (space, channel, host:port).
+
+Without it, an endpoint that hangs costs a Celery worker its full deadline (15 s for Slack)
+on every attempt of every message, and a few such endpoints fill all the workers while other
+spaces' notifications queue behind them. With it:
+
+- an attempt that got no answer at all (timeout, refused or reset connection, DNS failure,
+  a body past the cap) trips the breaker: the endpoint is left alone for a cool-down that
+  doubles with each failure in a row (5 s, 10 s, ... up to 5 minutes);
+- while it is open, deliver() puts its rows back in the outbox, due when the cool-down ends,
+  without an HTTP request and without using an attempt; the outbox flush hands them out again;
+- when the cool-down ends, one delivery probes the endpoint (a conditional UPDATE picks it);
+  the others wait for its outcome. A success closes the breaker, a failure opens it again.
+
+Answers with an HTTP status (5xx, 429) do not trip it: they come back fast, and their retries
+already follow the channel's backoff and Retry-After.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.db.models import F
+from django.utils import timezone
+
+from . import conf
+from .models import EndpointBreaker
+
+COOL_DOWN_BASE = 5.0
+COOL_DOWN_MAX = 300.0
+
+
+def endpoint_of(url: str) -> str:
+    """host[:port] of URL: what the breaker is keyed on (never the path or the query)."""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    return (f"{host}:{port}" if port else host)[:300]
+
+
+def cool_down(failures: int) -> float:
+    return min(COOL_DOWN_MAX, COOL_DOWN_BASE * 2 ** max(0, failures - 1))
+
+
+def admit(space_id: int, channel: str, endpoint: str, now: datetime | None = None):
+    """None when a delivery to ENDPOINT may go ahead now; otherwise the moment to try again."""
+    now = now or timezone.now()
+    rows = EndpointBreaker.objects.filter(space_id=space_id, channel=channel, endpoint=endpoint)
+    state = rows.values_list("open_until", flat=True).first()
+    if state is None:
+        return None  # no row, or closed
+    if state > now:
+        return state
+    # The cool-down is over: one delivery probes, the others wait for its outcome (at most
+    # the channel's whole deadline, plus a margin).
+    probe_until = now + timedelta(seconds=conf.policy(channel).total_timeout + 5)
+    if rows.filter(open_until__lte=now).update(open_until=probe_until):
+        return None
+    return probe_until
+
+
+def succeeded(space_id: int, channel: str, endpoint: str) -> None:
+    """The endpoint answered: close its breaker (one DELETE, usually of nothing)."""
+    EndpointBreaker.objects.filter(space_id=space_id, channel=channel, endpoint=endpoint).delete()
+
+
+def trip(
+    space_id: int, channel: str, endpoint: str, error: str, now: datetime | None = None
+) -> datetime:
+    """The endpoint did not answer: open its breaker for the next cool-down; returns its end."""
+    now = now or timezone.now()
+    row, created = EndpointBreaker.objects.get_or_create(
+        space_id=space_id,
+        channel=channel,
+        endpoint=endpoint,
+        defaults={"failures": 1, "last_error": error[:500]},
+    )
+    if not created:
+        EndpointBreaker.objects.filter(pk=row.pk).update(
+            failures=F("failures") + 1, last_error=error[:500]
+        )
+        row.refresh_from_db(fields=["failures"])
+    open_until = now + timedelta(seconds=cool_down(row.failures))
+    EndpointBreaker.objects.filter(pk=row.pk).update(open_until=open_until)
+    return open_until
