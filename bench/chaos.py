@@ -701,7 +701,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     args = parser.parse_args()
     quick = args.quick
-    service = Service()
+    service = Service(celery_concurrency=4)  # the Procfile's default
     service.env["OUTBOUND_ALLOW_PRIVATE"] = "true"  # the receivers live on 127.0.0.1
     service.env["OUTBOUND_ALLOW_PRIVATE_FORCE"] = "true"
     service.prepare()
@@ -709,7 +709,7 @@ def main() -> None:
     scenarios = {
         "sigkill": lambda: scenario_sigkill(service, 1000 if quick else 5000, 50 if quick else 200),
         "sigstop": lambda: scenario_sigstop(service, 2 if quick else 5),
-        "postgres_restart": lambda: scenario_postgres_restart(service, 3),
+        "postgres_restart": lambda: scenario_postgres_restart(service, 3 if quick else 8),
         "redis_outage": lambda: scenario_redis_outage(service, 10 if quick else 60),
         "hostile_endpoints": lambda: scenario_hostile_endpoints(service, 20 if quick else 100),
         "two_web_processes": lambda: scenario_two_web_processes(service, 20 if quick else 100),

@@ -91,7 +91,7 @@ class Http:
 
 
 class Service:
-    def __init__(self, web_processes: int = 2) -> None:
+    def __init__(self, web_processes: int = 2, celery_concurrency: int = 1) -> None:
         # daphne is one process (one thread runs the sync views): the service runs one per
         # core, each on its own port, and the workers spread over them (no load balancer).
         self.ports = [free_port() for _ in range(web_processes)]
@@ -112,6 +112,7 @@ class Service:
             "OUTBOUND_ALLOW_PRIVATE": "false",
         }
         self.web_processes = web_processes
+        self.celery_concurrency = celery_concurrency
 
     def manage(self, *args: str) -> str:
         out = subprocess.run(
@@ -169,7 +170,7 @@ class Service:
                 "config",
                 "worker",
                 "--loglevel=WARNING",
-                "--concurrency=1",
+                f"--concurrency={self.celery_concurrency}",
                 "-Q",
                 "celery",
             ],

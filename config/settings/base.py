@@ -146,7 +146,9 @@ else:
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
-            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+            # While PostgreSQL is away a request waits this long for a connection (a restart
+            # of a second or two rides through), then answers 503 "unavailable".
+            "timeout": env.float("DB_POOL_TIMEOUT", default=3.0),
         }
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
