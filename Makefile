@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# PORT=8011 make run serves on another port; links (realtimeUrl, Slack) follow it.
+run: export PUBLIC_URL ?= http://localhost:$(or $(PORT),8000)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
