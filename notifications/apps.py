@@ -9,7 +9,7 @@ class NotificationsConfig(AppConfig):
         from jobs.scheduler import register_periodic
         from spaces.services import resume_hooks
 
-        from . import outbox
+        from . import breaker, outbox
 
         # Every committed job event passes through the outbox planner (after commit, in the
         # process that wrote it); dispatch_uid keeps a second ready() from doubling it.
@@ -18,3 +18,4 @@ class NotificationsConfig(AppConfig):
             resume_hooks.append(outbox.wake_on_resume)
         # Rows the broker never took (it was down) or whose message was lost.
         register_periodic("notifications.flush_outbox", outbox.flush_outbox, every=5.0)
+        register_periodic("notifications.prune_breakers", breaker.prune, every=3600.0)

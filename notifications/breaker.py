@@ -13,7 +13,8 @@ spaces' notifications queue behind them. With it:
   the others wait for its outcome. A success closes the breaker, a failure opens it again.
 
 Answers with an HTTP status (5xx, 429) do not trip it: they come back fast, and their retries
-already follow the channel's backoff and Retry-After.
+already follow the channel's backoff and Retry-After. prune() (run by the scheduler every hour)
+forgets endpoints nobody has tried for a week, such as an old Slack URL.
 """
 
 from __future__ import annotations
@@ -86,3 +87,15 @@ def trip(
     open_until = now + timedelta(seconds=cool_down(row.failures))
     EndpointBreaker.objects.filter(pk=row.pk).update(open_until=open_until)
     return open_until
+
+
+FORGET_AFTER = timedelta(days=7)
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete breakers untouched for FORGET_AFTER whose cool-down is over; returns how many."""
+    now = now or timezone.now()
+    deleted, _ = EndpointBreaker.objects.filter(
+        updated_at__lt=now - FORGET_AFTER, open_until__lt=now
+    ).delete()
+    return deleted

@@ -182,3 +182,21 @@ def test_cool_downs_double_up_to_five_minutes():
 )
 def test_the_endpoint_key_never_holds_the_path_or_query(url, endpoint):
     assert breaker.endpoint_of(url) == endpoint
+
+
+def test_endpoints_nobody_tried_for_a_week_are_forgotten(db):
+    space = SpaceFactory()
+    with time_machine.travel(timezone.now() - timedelta(days=8)):
+        breaker.trip(space.pk, "slack", "old.example", "timed out")
+    breaker.trip(space.pk, "slack", "recent.example", "timed out")
+    with time_machine.travel(timezone.now() - timedelta(days=8)):
+        breaker.trip(space.pk, "callback", "still-cooling.example", "timed out")
+    EndpointBreaker.objects.filter(endpoint="still-cooling.example").update(
+        open_until=timezone.now() + timedelta(minutes=5)
+    )
+
+    assert breaker.prune() == 1
+    assert sorted(EndpointBreaker.objects.values_list("endpoint", flat=True)) == [
+        "recent.example",
+        "still-cooling.example",
+    ]
