@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import APIException
@@ -26,7 +27,7 @@ from config.exceptions import ApiError
 from jobs import flow
 from jobs.models import Job, JobEvent, JobLog, NameLimit
 from notifications import services as notify
-from notifications.models import NotificationDelivery
+from notifications.models import EndpointBreaker, NotificationDelivery
 from orgs.models import Membership, Organization
 from schedules import services as schedule_services
 from schedules.models import Schedule
@@ -661,10 +662,20 @@ def space_settings(request: HttpRequest, public_id: str) -> HttpResponse:
                 anchor = f"#{which}"
                 return redirect(reverse("dashboard-settings", args=[space.public_id]) + anchor)
     deliveries = NotificationDelivery.objects.filter(space=space).select_related("job")[:25]
+    # Endpoints that stopped answering: their notifications wait (notifications/breaker.py).
+    paused_endpoints = EndpointBreaker.objects.filter(
+        space=space, open_until__gt=timezone.now()
+    ).order_by("endpoint")
     return render(
         request,
         "dashboard/space_settings.html",
-        {"space": space, "org": space.organization, "deliveries": deliveries, **context_forms},
+        {
+            "space": space,
+            "org": space.organization,
+            "deliveries": deliveries,
+            "paused_endpoints": paused_endpoints,
+            **context_forms,
+        },
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications import breaker
 from notifications.models import NotificationDelivery
 from spaces.models import Space
 
@@ -163,3 +164,18 @@ def test_a_failed_test_send_shows_the_reason(client, cast):
             reverse("dashboard-test-push", kwargs={"public_id": cast.space.public_id}), follow=True
         )
     assert "Test push failed: connect timeout" in response.content.decode()
+
+
+def test_the_page_shows_endpoints_whose_notifications_wait(client, cast):
+    breaker.trip(cast.space.pk, "slack", "hooks.slack.com", "timed out after 15 s")
+    breaker.trip(cast.space.pk, "slack", "hooks.slack.com", "timed out after 15 s")
+    client.force_login(cast.alice)
+
+    html = client.get(_url(cast)).content.decode()
+
+    assert "Paused endpoints" in html
+    assert "hooks.slack.com" in html and "2 times in a row" in html
+    assert "timed out after 15 s" in html
+
+    breaker.succeeded(cast.space.pk, "slack", "hooks.slack.com")
+    assert "Paused endpoints" not in client.get(_url(cast)).content.decode()
