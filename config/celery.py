@@ -45,5 +45,20 @@ def _survive_restore_on_lost_connection() -> None:
     restore_unacked_once._jobyard_safe = True
     kombu_redis.QoS.restore_unacked_once = restore_unacked_once
 
+    # The same closed connection reached another way: acking a message of a channel whose
+    # connection is gone raised AttributeError ('NoneType' object has no attribute 'client'),
+    # fatal too. As a connection error, kombu logs "Couldn't ack" and the worker carries on;
+    # Redis redelivers the message, and a notification task that already ran does nothing.
+    import redis
+
+    original_connparams = kombu_redis.Channel._connparams
+
+    def _connparams(self, asynchronous=False):
+        if self.connection is None:
+            raise redis.exceptions.ConnectionError("this channel's broker connection is closed")
+        return original_connparams(self, asynchronous)
+
+    kombu_redis.Channel._connparams = _connparams
+
 
 _survive_restore_on_lost_connection()

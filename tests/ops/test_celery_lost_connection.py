@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
+import redis
 from kombu.transport import redis as kombu_redis
 
 import config.celery  # noqa: F401 - installs the guard
@@ -27,3 +29,12 @@ def test_a_failed_hand_back_while_closing_is_logged_not_raised(caplog):
         assert qos.restore_unacked_once() is None
     assert restore.called
     assert "could not hand unacknowledged messages back" in caplog.text
+
+
+def test_a_channel_whose_connection_is_gone_raises_a_connection_error():
+    channel = kombu_redis.Channel.__new__(kombu_redis.Channel)
+    channel.connection = None
+    # A connection error is one kombu handles (ack_log_error logs it); AttributeError was fatal.
+    with pytest.raises(redis.exceptions.ConnectionError):
+        channel._connparams()
+    assert redis.exceptions.ConnectionError in kombu_redis.Transport.connection_errors
