@@ -46,25 +46,31 @@ def cool_down(failures: int) -> float:
     return min(COOL_DOWN_MAX, COOL_DOWN_BASE * 2 ** max(0, failures - 1))
 
 
-def admit(space_id: int, channel: str, endpoint: str, now: datetime | None = None):
-    """None when a delivery to ENDPOINT may go ahead now; otherwise the moment to try again."""
+def admit(
+    space_id: int, channel: str, endpoint: str, now: datetime | None = None
+) -> tuple[datetime | None, bool]:
+    """(None when a delivery to ENDPOINT may go ahead now, else the moment to try again;
+    whether the endpoint has a breaker at all, so a success only closes one that exists)."""
     now = now or timezone.now()
     rows = EndpointBreaker.objects.filter(space_id=space_id, channel=channel, endpoint=endpoint)
-    state = rows.values_list("open_until", flat=True).first()
+    found = rows.values_list("open_until", flat=True)[:1]
+    if not found:
+        return None, False
+    state = found[0]
     if state is None:
-        return None  # no row, or closed
+        return None, True
     if state > now:
-        return state
+        return state, True
     # The cool-down is over: one delivery probes, the others wait for its outcome (at most
     # the channel's whole deadline, plus a margin).
     probe_until = now + timedelta(seconds=conf.policy(channel).total_timeout + 5)
     if rows.filter(open_until__lte=now).update(open_until=probe_until):
-        return None
-    return probe_until
+        return None, True
+    return probe_until, True
 
 
 def succeeded(space_id: int, channel: str, endpoint: str) -> None:
-    """The endpoint answered: close its breaker (one DELETE, usually of nothing)."""
+    """The endpoint answered: close its breaker."""
     EndpointBreaker.objects.filter(space_id=space_id, channel=channel, endpoint=endpoint).delete()
 
 

@@ -65,7 +65,7 @@ def deliver(self, pending_id: int, token: str) -> str:
         )
         if not transport.is_noop(message):
             endpoint = breaker.endpoint_of(transport.url(message))
-            due = breaker.admit(row.space_id, row.channel, endpoint)
+            due, tracked = breaker.admit(row.space_id, row.channel, endpoint)
             if due is not None:
                 # The endpoint is cooling down: back to the outbox, due when the cool-down
                 # ends (the flush hands it out again), without a request or an attempt.
@@ -84,7 +84,8 @@ def deliver(self, pending_id: int, token: str) -> str:
                 log.exception("notification attempt crashed", extra={"channel": row.channel})
                 error = TransportError(f"internal error ({type(exc).__name__})")
             if error is None:
-                breaker.succeeded(row.space_id, row.channel, endpoint)
+                if tracked:
+                    breaker.succeeded(row.space_id, row.channel, endpoint)
             elif error.unanswered:
                 breaker.trip(row.space_id, row.channel, endpoint, error.message)
             if error is not None:

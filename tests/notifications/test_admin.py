@@ -60,4 +60,4 @@ def test_an_operator_sees_open_breakers_and_can_close_one(admin_client, db):
         reverse("admin:notifications_endpointbreaker_delete", args=[state.pk]), {"post": "yes"}
     )
     assert not EndpointBreaker.objects.exists()
-    assert breaker.admit(space.pk, "slack", "hooks.example:8443") is None
+    assert breaker.admit(space.pk, "slack", "hooks.example:8443") == (None, False)

@@ -156,14 +156,14 @@ def test_only_one_delivery_probes_when_the_cool_down_ends(db):
     until = breaker.trip(space.pk, "slack", "hooks.example:8443", "timed out", now=now)
     assert until == now + timedelta(seconds=breaker.COOL_DOWN_BASE)
 
-    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=now) == until
+    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=now) == (until, True)
     after = until + timedelta(seconds=1)
-    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=after) is None
+    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=after) == (None, True)
     # The probe is out: the next one waits for its outcome.
-    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=after) > after
+    assert breaker.admit(space.pk, "slack", "hooks.example:8443", now=after)[0] > after
     # Another endpoint, channel or space is unaffected.
-    assert breaker.admit(space.pk, "slack", "hooks.example", now=now) is None
-    assert breaker.admit(space.pk, "callback", "hooks.example:8443", now=now) is None
+    assert breaker.admit(space.pk, "slack", "hooks.example", now=now) == (None, False)
+    assert breaker.admit(space.pk, "callback", "hooks.example:8443", now=now) == (None, False)
 
 
 def test_cool_downs_double_up_to_five_minutes():
