@@ -3,6 +3,8 @@ outsider with an org and space of his own."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -86,3 +88,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not settings.REDIS_URL:
             item.add_marker(skip_redis)
+
+
+# How long a live_server request may go on after its test before the test fails.
+LIVE_SERVER_GRACE_SECONDS = 5
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fails a test that leaves a live_server request running (before its teardown flushes the
+    database): a request served on after its test ends, such as a killed worker's long poll,
+    writes under the next tests."""
+    result = yield
+    if "live_server" in getattr(item, "fixturenames", ()):
+        deadline = time.monotonic() + LIVE_SERVER_GRACE_SECONDS
+        while (alive := _live_server_requests()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive:
+            pytest.fail(
+                f"{len(alive)} live_server request(s) still running after the test: "
+                "serve long polls from a server process of their own (tests/client/conftest.py)"
+            )
+    return result
+
+
+def _live_server_requests() -> list[threading.Thread]:
+    # socketserver.ThreadingMixIn names each request thread after its target.
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]

@@ -20,7 +20,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# On the embedded default the test database is a file, not the in-memory database Django would
+# make: every thread then opens a connection of its own (as in production), instead of a
+# live_server request thread sharing, and interleaving transactions on, the test's connection.
 SQLITE_TEST_PATH = VAR_DIR / "test.sqlite3"
+if not IS_POSTGRES:  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(SQLITE_TEST_PATH)}  # noqa: F405
 
 # Parallel runs on one PostgreSQL server (several checkouts, CI and a developer) keep their test
 # databases apart with TEST_DB_SUFFIX.
