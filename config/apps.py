@@ -50,6 +50,13 @@ def check_operations_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
                 id="operations.E001",
             )
         )
+    if settings.STREAM_SEQUENCER not in ("thread", "inline"):
+        errors.append(
+            checks.Error(
+                f"STREAM_SEQUENCER must be 'thread' or 'inline', not {settings.STREAM_SEQUENCER!r}",
+                id="operations.E003",
+            )
+        )
     if settings.RETENTION_BATCH_SIZE < 1:
         errors.append(checks.Error("RETENTION_BATCH_SIZE must be at least 1", id="operations.E002"))
     return errors

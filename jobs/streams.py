@@ -22,6 +22,7 @@ scheduler loop calls.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import re
@@ -487,9 +488,104 @@ def publish_space(space_id: int) -> int:
 
 
 def on_events_committed(sender, events: Iterable[JobEvent], **kwargs) -> None:
-    """event_committed receiver: number and send the committed events, space by space."""
-    for space_id in sorted({event.space_id for event in events}):
-        publish_space(space_id)
+    """event_committed receiver: number and send the committed events, space by space.
+
+    With STREAM_SEQUENCER = "thread" (the default) the spaces go to this process's sequencer
+    thread and the request returns at once; "inline" numbers them here, before returning.
+    """
+    space_ids = {event.space_id for event in events}
+    if getattr(settings, "STREAM_SEQUENCER", "thread") == "inline":
+        for space_id in sorted(space_ids):
+            publish_space(space_id)
+        return
+    sequencer.submit(space_ids, _server_loop())
+
+
+class Sequencer:
+    """Numbers and fans out committed events on one thread per process, off the request path.
+
+    A commit only adds its space to a set and wakes the thread: the request does not wait for
+    the numbering transaction or the channel-layer sends. The thread takes the whole set at
+    once, so commits that land while it works are coalesced into its next round, and
+    `publish_space` numbers every pending event of a space in one transaction, whoever
+    committed it. The guarantees stay those of `publish_space` (seq in commit order, never
+    skipped); only the moment changes. Events of a process that dies before its thread got to
+    them are numbered by the next commit in the space or by `sequence_stragglers()`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._spaces: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._busy = False
+        # The server's event loop: the in-memory channel layer is only sent to from there.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, space_ids: Iterable[int], loop: asyncio.AbstractEventLoop | None) -> None:
+        with self._lock:
+            self._spaces.update(space_ids)
+            if loop is not None:
+                self._loop = loop
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                # None yet, forked since (the thread did not come along), or it died.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="stream-sequencer", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def idle(self) -> bool:
+        """Nothing submitted is waiting or being numbered (tests, graceful stop)."""
+        with self._lock:
+            return not self._spaces and not self._busy
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every submitted space is numbered and sent; False if TIMEOUT passed."""
+        deadline = time.monotonic() + timeout
+        while not self.idle():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                self._wake.clear()
+                spaces, self._spaces = self._spaces, set()
+                self._busy = bool(spaces)
+                loop = self._loop
+            try:
+                _sequencer_thread.loop = loop
+                for space_id in sorted(spaces):
+                    publish_space(space_id)
+            except Exception:  # publish_space never raises; a bug here must not stop the thread
+                log.exception("stream sequencer round failed")
+            finally:
+                # Hand the connection back (to the pool, under PostgreSQL) between rounds, so a
+                # restarted database costs one failed round, not a broken thread.
+                connection.close()
+                with self._lock:
+                    self._busy = False
+
+
+sequencer = Sequencer()
+# The server loop of the round the sequencer thread is running (see _run_send).
+_sequencer_thread = threading.local()
+
+
+def _flush_at_exit() -> None:
+    # A stopping process numbers what its last requests committed instead of leaving it to
+    # the straggler pass (seconds later).
+    if sequencer._thread is not None and sequencer._pid == os.getpid():
+        sequencer.flush(timeout=3.0)
+
+
+atexit.register(_flush_at_exit)
 
 
 def sequence_stragglers(older_than_seconds: float = 2, now: datetime | None = None) -> int:
@@ -577,6 +673,14 @@ def _run_send(layer, messages: list[tuple[str, dict]], timeout: float) -> None:
     # The in-memory layer's queues belong to the loop of the consumers reading them, so it
     # always sends there; so does code running under a server loop (requests in daphne).
     if isinstance(layer, InMemoryChannelLayer) or _server_loop() is not None:
+        server_loop = getattr(_sequencer_thread, "loop", None)
+        if server_loop is not None and server_loop.is_running():
+            # The sequencer thread: send on the server's loop, where the consumers read.
+            future = asyncio.run_coroutine_threadsafe(
+                _send_all(layer, messages, timeout), server_loop
+            )
+            future.result(timeout + 1)
+            return
         async_to_sync(_send_all)(layer, messages, timeout)
         return
     future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages, timeout), _sender_loop())

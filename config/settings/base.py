@@ -206,6 +206,9 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # open socket re-checks its key, and the epoch in streamInstanceId (bump it after restoring the
 # database from a backup, so clients refetch instead of trusting their `since`).
 STREAM_FANOUT_TIMEOUT = env.float("STREAM_FANOUT_TIMEOUT", default=0.5)
+# "thread": committed events are numbered and fanned out by one thread per process, so a
+# request does not wait for it; "inline": in the committing request, before it returns.
+STREAM_SEQUENCER = env.str("STREAM_SEQUENCER", default="thread")
 STREAM_RECHECK_SECONDS = env.float("STREAM_RECHECK_SECONDS", default=30.0)
 STREAM_EPOCH = env.int("STREAM_EPOCH", default=1)
 # The most events a reconnecting client is replayed (in pages of 1,000) before it is told to

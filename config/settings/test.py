@@ -13,6 +13,9 @@ AUTH_FAILURE_LIMIT = 0
 # Keys are read on every request, so a test may revoke a key or pause a space and see it at
 # once; tests/perf turns the cache on where it is under test.
 API_KEY_CACHE_SECONDS = 0
+# Events are numbered in the committing call, so a test sees seq and counts as soon as the call
+# returns; tests/jobs/test_sequencer.py covers the thread that production uses.
+STREAM_SEQUENCER = "inline"
 # Celery runs tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = False
