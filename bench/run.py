@@ -1,12 +1,15 @@
 """Benchmarks: Jobyard beside Celery with Redis and a raw PostgreSQL floor, in one run.
 
-    python bench/run.py --quick      # under about two minutes
-    python bench/run.py              # the full run recorded in the README
+    python bench/run.py --quick      # about three to four minutes
+    python bench/run.py              # the full run recorded in docs/performance.md
 
-Needs PostgreSQL and Redis (DATABASE_URL / REDIS_URL, default the local ones). It creates its
-own database (jobyard_bench), starts the service in its production shape (daphne, the Celery
-worker, the scheduler) with the per-key rate limit raised for the run, prints a table and writes
-bench/results/<timestamp>.json. Absolute figures drift on shared machines; read the ratios.
+Needs PostgreSQL and Redis (BENCH_PG_ADMIN_URL / BENCH_REDIS_URL, default the local ones). It
+creates its own database (jobyard_bench) and starts the service in its production shape: the web
+server (`python -m config.serve`, one port, WEB_CONCURRENCY processes), the Celery worker and
+the scheduler, with the per-key rate limit raised for the run. The processes it starts use
+bench/settings.py (production plus bench/urls.py, which adds the bench-only `bench/floor` view).
+It prints one table, each goal marked MET or MISSED, and writes bench/results/<timestamp>.json.
+Absolute figures drift on shared machines; read the ratios, which come from one run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,6 +39,17 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0
 BENCH_DB = "jobyard_bench"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 CELERY_REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/13")
+# The processes the bench starts: production settings plus the bench URLconf (bench/floor).
+BENCH_SETTINGS = "bench.settings"
+
+# The goals (docs/performance.md, "How to read `make bench`").
+GOAL_PER_JOB_VS_CELERY = 0.3
+GOAL_BATCH_VS_CELERY = 2.0
+GOAL_BATCH_VS_FLOOR_50 = 0.1
+GOAL_DEPTH_RATIO = 1.5
+GOAL_WAKE_P50_MS = 10.0
+GOAL_STREAM_P99_MS = 100.0
+GOAL_STREAM_SUBSCRIBERS = 100
 
 
 def bench_db_url() -> str:
@@ -63,6 +78,10 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
+def p50_p99(values: list[float]) -> dict:
+    return {"p50": ms(pct(values, 50)), "p99": ms(pct(values, 99)), "n": len(values)}
+
+
 class Http:
     """A lean keep-alive JSON client on http.client (the load generator shares the two cores)."""
 
@@ -86,21 +105,59 @@ class Http:
                     raise
         raise AssertionError("unreachable")
 
+    def claim(self, claim_id: str | None) -> None:
+        """Send X-Claim-Id with the next calls (None: stop sending it)."""
+        if claim_id:
+            self.headers["X-Claim-Id"] = claim_id
+        else:
+            self.headers.pop("X-Claim-Id", None)
+
+
+def _process_tree(root: int) -> list[int]:
+    """ROOT and every process below it (a multi-process web server's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
 
 # --- the service under test ------------------------------------------------------------------
 
 
 class Service:
-    def __init__(self, web_processes: int = 2, celery_concurrency: int = 1) -> None:
-        # daphne is one process (one thread runs the sync views): the service runs one per
-        # core, each on its own port, and the workers spread over them (no load balancer).
-        self.ports = [free_port() for _ in range(web_processes)]
-        self.port = self.ports[0]
+    """The service in its production shape: one web port served by WEB_CONCURRENCY processes."""
+
+    def __init__(self, web_processes: int, celery_concurrency: int = 1) -> None:
+        self.port = free_port()
         self.procs: list[subprocess.Popen] = []
-        self.web_pids: list[int] = []
+        self.web: subprocess.Popen | None = None
+        self.peak_rss_kib = 0
+        self.issued: dict[str, tuple[str, str]] = {}
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SETTINGS_MODULE": BENCH_SETTINGS,
             "DATABASE_URL": bench_db_url(),
             "REDIS_URL": REDIS_URL,
             "SECRET_KEY": "bench-secret-key-" + "x" * 60,
@@ -110,6 +167,7 @@ class Service:
             "API_RATE_LIMIT_PER_SECOND": "10000000",
             "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
             "OUTBOUND_ALLOW_PRIVATE": "false",
+            "WEB_CONCURRENCY": str(web_processes),
         }
         self.web_processes = web_processes
         self.celery_concurrency = celery_concurrency
@@ -137,6 +195,8 @@ class Service:
         self.manage("migrate", "--noinput")
 
     def token(self, space: str = "bench") -> tuple[str, str]:
+        if space in self.issued:
+            return self.issued[space]
         scopes = "jobs:worker,jobs:create,jobs:kill,jobs:retry,jobs:read"
         line = (
             self.manage("issue_token", "--space", space, "--scopes", scopes, "--json")
@@ -144,23 +204,22 @@ class Service:
             .splitlines()[-1]
         )
         data = json.loads(line)
-        return data["spaceId"], data["token"]
+        self.issued[space] = (data["spaceId"], data["token"])
+        return self.issued[space]
+
+    def tokens(self, spaces: list[str]) -> dict[str, tuple[str, str]]:
+        """One key per space, each space new: the first alone (it creates the organization)."""
+        out = {spaces[0]: self.token(spaces[0])}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for space, result in zip(spaces[1:], pool.map(self.token, spaces[1:]), strict=True):
+                out[space] = result
+        return out
 
     def start(self) -> None:
-        for port in self.ports:
-            web = [
-                PY,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ]
-            proc = subprocess.Popen(web, cwd=ROOT, env=self.env, **self._output(f"web-{port}"))
-            self.procs.append(proc)
-            self.web_pids.append(proc.pid)
+        web = [PY, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(self.port)]
+        web.append("config.asgi:application")
+        self.web = subprocess.Popen(web, cwd=ROOT, env=self.env, **self._output("web"))
+        self.procs.append(self.web)
         for cmd in (
             [
                 PY,
@@ -178,18 +237,28 @@ class Service:
         ):
             name = "celery" if "celery" in cmd else "scheduler"
             self.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, **self._output(name)))
-        deadline = time.monotonic() + 30
-        waiting = list(self.ports)
-        while waiting and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
+            if self.web.poll() is not None:
+                raise RuntimeError("the web server exited while starting (BENCH_LOGS=1 to see why)")
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", waiting[0], timeout=1)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/healthz")
                 if conn.getresponse().status < 500:
-                    waiting.pop(0)
+                    break
             except OSError:
-                time.sleep(0.2)
-        if waiting:
-            raise RuntimeError("a web process did not start")
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.2)
+        # The bench URLconf must be in use (an unauthenticated call: 401, not 404).
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn.request("GET", "/bench/floor")
+        status = conn.getresponse().status
+        if status != 401:
+            raise RuntimeError(f"bench/floor answered {status}, not 401: is bench.urls in use?")
+        # Let every web process finish starting before anything is measured.
+        time.sleep(2)
 
     def _output(self, name: str) -> dict:
         """Where a process's output goes: nowhere, or var/bench-logs/NAME.log with BENCH_LOGS=1."""
@@ -206,27 +275,30 @@ class Service:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
 
-    def peak_rss_mb(self) -> float:
-        peak = 0
-        for pid in self.web_pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-            except OSError:
-                pass
-        return round(peak / 1024, 1)
+    def rss(self) -> dict:
+        """The web server's memory now: its processes, their total and largest RSS, and the
+        peak of any one process so far (VmHWM, sampled at each call)."""
+        pids = _process_tree(self.web.pid) if self.web else []
+        rss = [_status_kib(pid, "VmRSS") for pid in pids]
+        self.peak_rss_kib = max([self.peak_rss_kib, *(_status_kib(pid, "VmHWM") for pid in pids)])
+        return {
+            "processes": len(pids),
+            "total_mb": round(sum(rss) / 1024, 1),
+            "largest_mb": round(max(rss, default=0) / 1024, 1),
+            "peak_mb": round(self.peak_rss_kib / 1024, 1),
+        }
 
-    def psql(self, sql: str, params=None) -> None:
+    def psql(self, sql: str, params=None) -> list[tuple]:
         import psycopg
 
         with psycopg.connect(bench_db_url(), autocommit=True) as conn:
-            conn.execute(sql, params)
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
 
 
 # --- 0. the load generator's ceiling ---------------------------------------------------------
@@ -291,100 +363,295 @@ def ceiling(workers: int, seconds: float) -> float:
     return total / seconds
 
 
-# --- 1. lifecycle throughput -----------------------------------------------------------------
+# --- 1. lifecycle throughput, verified exactly-once ------------------------------------------
+
+# The lifecycle runs: (key, label, mode, jobs per poll).
+LIFECYCLES = [
+    ("per_job_1", "per-job, poll 1 (poll, ack, complete)", "per_job", 1),
+    ("per_job_50", "per-job, poll 50 (poll 50; ack, complete each)", "per_job", 50),
+    ("batch_50", "batch, poll 50 + ack, complete 50 in one call", "batch", 50),
+]
 
 
-def _create_all(port: int, token: str, space: str, n: int, lat: list) -> None:
+def _creator(port, token, space, cap, budget, least, total, done, lat) -> None:
+    """Create jobs while the budget lasts (at most CAP), then publish how many were made.
+
+    Each create call makes about one second's worth of jobs at the rate the workers have
+    reached so far (LEAST to 1000 per call: LEAST lets every worker fill its poll), and the
+    creator stays at most two calls ahead of the workers, so the queue never runs dry and the
+    run ends within seconds of the last create.
+    """
     client = Http(port, token)
-    batch = 1000
-    for start in range(0, n, batch):
-        body = [{"name": "noop", "payload": {"i": i}} for i in range(start, min(n, start + batch))]
-        t = time.perf_counter()
-        status, _ = client.call("POST", f"/api/v1/spaces/{space}/jobs", body)
-        lat.append(time.perf_counter() - t)
-        assert status == 201, status
+    made, start = 0, time.monotonic()
+    end = start + budget
+    try:
+        while made < cap and time.monotonic() < end:
+            rate = done.value / max(0.5, time.monotonic() - start)
+            batch = min(1000, max(least, int(rate)))
+            if made - done.value >= 2 * batch:
+                time.sleep(0.01)
+                continue
+            size = min(batch, cap - made)
+            body = [{"name": "noop", "payload": {"i": i}} for i in range(made, made + size)]
+            t = time.perf_counter()
+            status, _ = client.call("POST", f"/api/v1/spaces/{space}/jobs", body)
+            lat.append((size, time.perf_counter() - t))
+            if status != 201:
+                raise RuntimeError(f"create answered {status}")
+            made += size
+    finally:
+        total.value = made
 
 
-def _worker(port: int, token: str, space: str, mode: str, stop_at: float, out) -> None:
+def _worker(port, token, space, mode, count, total, done, hard_stop, out) -> None:
     client = Http(port, token)
     lat: dict[str, list[float]] = {"poll": [], "ack": [], "complete": []}
-    done = 0
+    handed: list[str] = []
+    completed: list[str] = []
+    errors = 0
+    last_done = None
     idle_since = None
-    while time.monotonic() < stop_at:
+    poll_path = f"/api/v1/spaces/{space}/jobs/poll"
+    while time.monotonic() < hard_stop:
+        if 0 <= total.value <= done.value:
+            break
         t = time.perf_counter()
-        if mode == "batch":
-            status, body = client.call(
-                "POST", f"/api/v1/spaces/{space}/jobs/poll", {"count": 50, "ack": True}
-            )
-        else:
-            status, body = client.call("POST", f"/api/v1/spaces/{space}/jobs/poll", {"count": 1})
+        poll = {"count": count, "ack": True} if mode == "batch" else {"count": count}
+        status, body = client.call("POST", poll_path, poll)
         lat["poll"].append(time.perf_counter() - t)
         jobs = body["jobs"] if status == 200 else []
+        errors += status != 200
         if not jobs:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since > 2.0:
-                break
-            time.sleep(0.01)
+            # Once creation is over, an empty queue for 3 s means nothing is left for us.
+            if total.value >= 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 3.0:
+                    break
+            time.sleep(0.005)
             continue
         idle_since = None
+        handed.extend(job["id"] for job in jobs)
         if mode == "batch":
             t = time.perf_counter()
             items = [{"id": j["id"], "claimId": j.get("claimId"), "result": None} for j in jobs]
             status, body = client.call("POST", "/api/v1/jobs/complete", items)
             lat["complete"].append(time.perf_counter() - t)
-            done += sum(1 for r in body["results"] if r.get("ok"))
+            ok = [r["id"] for r in body["results"] if r.get("ok")] if status == 200 else []
+            errors += len(jobs) - len(ok)
+            completed.extend(ok)
+            with done.get_lock():
+                done.value += len(ok)
+            last_done = time.monotonic()
             continue
-        job = jobs[0]
-        client.headers["X-Claim-Id"] = job.get("claimId") or ""
-        t = time.perf_counter()
-        client.call("POST", f"/api/v1/jobs/{job['id']}/ack")
-        lat["ack"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        status, _ = client.call("POST", f"/api/v1/jobs/{job['id']}/complete", {"result": None})
-        lat["complete"].append(time.perf_counter() - t)
-        client.headers.pop("X-Claim-Id", None)
-        if status == 200:
-            done += 1
-    out.put((done, lat))
+        for job in jobs:
+            client.claim(job.get("claimId"))
+            t = time.perf_counter()
+            status, _ = client.call("POST", f"/api/v1/jobs/{job['id']}/ack")
+            lat["ack"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            status2, _ = client.call("POST", f"/api/v1/jobs/{job['id']}/complete", {"result": None})
+            lat["complete"].append(time.perf_counter() - t)
+            client.claim(None)
+            if status == 200 and status2 == 200:
+                completed.append(job["id"])
+                with done.get_lock():
+                    done.value += 1
+                last_done = time.monotonic()
+            else:
+                errors += 1
+    out.put((completed, handed, lat, errors, last_done))
 
 
-def lifecycle(service: Service, n: int, workers: int, mode: str) -> dict:
-    space, token = service.token(f"lifecycle-{mode}")
-    create_lat: list[float] = []
-    started = time.monotonic()
-    creator = threading.Thread(target=_create_all, args=(service.port, token, space, n, create_lat))
-    creator.start()
+def verify_exactly_once(service: Service, space: str, created: int, results: list) -> dict:
+    """Every created job completed, with one `completed` event each, and none handed out twice.
+
+    From the bench database: each job's status, its `completed` events, and its hand-outs (a
+    `delivered` event, or a `started` one straight from pending when the poll acks). From the
+    workers: no job id completed by two calls, none handed to two polls.
+    """
+    row = service.psql(
+        """
+        SELECT count(*),
+            count(*) FILTER (WHERE j.status = 'completed'),
+            count(*) FILTER (WHERE c.n <> 1),
+            count(*) FILTER (WHERE h.n > 1)
+        FROM jobs_job j
+        JOIN spaces_space s ON s.id = j.space_id
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM jobs_jobevent e WHERE e.job_id = j.id AND e.type = 'completed'
+        ) c
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM jobs_jobevent e WHERE e.job_id = j.id
+            AND (e.type = 'delivered' OR (e.type = 'started' AND e.previous_status = 'pending'))
+        ) h
+        WHERE s.public_id = %s
+        """,
+        (space,),
+    )[0]
+    in_db, completed, wrong_events, handed_twice_db = row
+    done_ids = [i for r in results for i in r[0]]
+    handed_ids = [i for r in results for i in r[1]]
+    checks = {
+        "created": created,
+        "in_database": in_db,
+        "completed": completed,
+        "jobs_without_exactly_one_completed_event": wrong_events,
+        "jobs_handed_out_more_than_once": handed_twice_db,
+        "client_completed_twice": len(done_ids) - len(set(done_ids)),
+        "client_handed_twice": len(handed_ids) - len(set(handed_ids)),
+    }
+    checks["exactly_once"] = (
+        in_db == created == completed
+        and wrong_events == 0
+        and handed_twice_db == 0
+        and checks["client_completed_twice"] == 0
+        and checks["client_handed_twice"] == 0
+        and len(set(done_ids)) == created
+    )
+    return checks
+
+
+def lifecycle(
+    service: Service,
+    space: str,
+    token: str,
+    mode: str,
+    count: int,
+    workers: int,
+    cap: int,
+    budget: float,
+) -> dict:
+    """Workers poll, ack and complete while a producer creates jobs for up to BUDGET seconds
+    (at most CAP jobs); the run ends when every created job is completed."""
+    total = mp.Value("q", -1)
+    done = mp.Value("q", 0)
+    create_lat: list[tuple[int, float]] = []
     out = mp.Queue()
-    stop_at = started + 600
+    started = time.monotonic()
+    hard_stop = started + budget + 240
     procs = [
         mp.Process(
             target=_worker,
-            args=(service.ports[i % len(service.ports)], token, space, mode, stop_at, out),
+            args=(service.port, token, space, mode, count, total, done, hard_stop, out),
         )
-        for i in range(workers)
+        for _ in range(workers)
     ]
     for p in procs:
         p.start()
+    least = max(50, count * workers)
+    creator = threading.Thread(
+        target=_creator,
+        args=(service.port, token, space, cap, budget, least, total, done, create_lat),
+    )
+    creator.start()
     creator.join()
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    done = sum(r[0] for r in results)
-    # Workers stop after 2 s idle: take that off the wall time.
-    elapsed = time.monotonic() - started - 2.0
+    finished = [r[4] for r in results if r[4] is not None]
+    elapsed = (max(finished) if finished else time.monotonic()) - started
     merged: dict[str, list[float]] = {"poll": [], "ack": [], "complete": []}
-    for _, lat in results:
-        for key, values in lat.items():
+    for r in results:
+        for key, values in r[2].items():
             merged[key].extend(values)
+    completed = sum(len(r[0]) for r in results)
     return {
         "mode": mode,
-        "jobs": n,
-        "completed": done,
+        "poll_count": count,
         "workers": workers,
-        "jobs_per_second": round(done / elapsed, 1),
+        "jobs": total.value,
+        "completed": completed,
+        "errors": sum(r[3] for r in results),
+        "seconds": round(elapsed, 1),
+        "jobs_per_second": round(completed / elapsed, 1),
+        "verified": verify_exactly_once(service, space, total.value, results),
+        "create_calls": len(create_lat),
+        "jobs_per_create_call": round(statistics.mean(size for size, _ in create_lat or [(0, 0)])),
         "latency_ms": {
-            "create_1000": {"p50": ms(pct(create_lat, 50)), "p99": ms(pct(create_lat, 99))},
-            **{k: {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))} for k, v in merged.items() if v},
+            "create": p50_p99([seconds for _, seconds in create_lat]),
+            **{k: p50_p99(v) for k, v in merged.items() if v},
+        },
+    }
+
+
+# --- 1b. per-call cost: one client, idle server -----------------------------------------------
+
+# (key, label, goal for p50 in ms or None)
+CALLS = [
+    ("get_job", "GET /api/v1/jobs/{id}", 2.0),
+    ("create", "create one job", 3.0),
+    ("poll_1", "poll count 1 (non-empty)", None),
+    ("ack", "ack", 3.0),
+    ("complete", "complete", 3.0),
+    ("fail", "fail (retry false)", 3.0),
+    ("progress", "progress", 3.0),
+    ("keepalive", "keepalive", 3.0),
+    ("poll_empty", "empty poll", None),
+    ("healthz", "/healthz", None),
+    ("floor", "trivial authenticated DRF view (bench/floor)", None),
+]
+
+
+def per_call(service: Service, space: str, token: str, samples: int) -> dict:
+    """Each call on its own, one client at a time, the calls interleaved round by round (so the
+    machine's noise falls on all of them alike): two creates, two polls of one, two acks, then
+    on the first job GET, progress, keepalive and complete, on the second fail; then an empty
+    poll, /healthz and the bench floor view."""
+    client = Http(service.port, token)
+    lat: dict[str, list[float]] = {key: [] for key, _, _ in CALLS}
+    errors: dict[str, int] = {key: 0 for key, _, _ in CALLS}
+    poll_path = f"/api/v1/spaces/{space}/jobs/poll"
+
+    def timed(op: str, method: str, path: str, body=None, claim=None, expect=200):
+        client.claim(claim)
+        t = time.perf_counter()
+        status, data = client.call(method, path, body)
+        lat[op].append(time.perf_counter() - t)
+        client.claim(None)
+        if status != expect:
+            errors[op] += 1
+        return status, data
+
+    for _ in range(20):  # warm up: connections, lazy imports, caches
+        client.call("GET", "/healthz")
+        client.call("GET", "/bench/floor")
+        client.call("POST", poll_path, {"count": 1})
+    for _ in range(samples):
+        for _ in range(2):
+            timed("create", "POST", f"/api/v1/spaces/{space}/jobs", {"name": "call"}, expect=201)
+        jobs = []
+        for _ in range(2):
+            status, data = timed("poll_1", "POST", poll_path, {"count": 1})
+            if status == 200 and data["jobs"]:
+                jobs.append(data["jobs"][0])
+            else:
+                errors["poll_1"] += 1
+        for job in jobs:
+            timed("ack", "POST", f"/api/v1/jobs/{job['id']}/ack", claim=job["claimId"])
+        if len(jobs) == 2:
+            first, second = jobs
+            path, claim = f"/api/v1/jobs/{first['id']}", first["claimId"]
+            timed("get_job", "GET", path)
+            timed("progress", "POST", f"{path}/progress", {"percent": 50, "message": "x"}, claim)
+            timed("keepalive", "POST", f"{path}/keepalive", {}, claim)
+            timed("complete", "POST", f"{path}/complete", {"result": None}, claim)
+            timed(
+                "fail",
+                "POST",
+                f"/api/v1/jobs/{second['id']}/fail",
+                {"error": "bench", "retry": False},
+                second["claimId"],
+            )
+        status, data = timed("poll_empty", "POST", poll_path, {"count": 1})
+        if status == 200 and data["jobs"]:
+            errors["poll_empty"] += 1
+        timed("healthz", "GET", "/healthz")
+        timed("floor", "GET", "/bench/floor")
+    return {
+        "samples": samples,
+        "calls": {
+            key: {**p50_p99(lat[key]), "errors": errors[key], "goal_p50_ms": goal}
+            for key, _, goal in CALLS
         },
     }
 
@@ -653,14 +920,24 @@ def stream(service: Service, subscribers: int, rate: int, seconds: float) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="small sizes, under about two minutes")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="small sizes, about 3-4 minutes")
+    parser.add_argument("--workers", type=int, default=4, help="load generator processes")
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="WEB_CONCURRENCY for the web server (default: the number of cpus)",
+    )
     args = parser.parse_args()
     quick = args.quick
-    n = 2000 if quick else 20000
     workers = args.workers
+    n_celery = 2000 if quick else 20000
+    # Each lifecycle run creates jobs for at most this long (and this many), then drains.
+    cap, budget = (3000, 15.0) if quick else (20000, 90.0)
+    call_samples = 200 if quick else 1000
     tmp = ROOT / "bench" / "results" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
 
     report: dict = {
         "when": datetime.now(tz=UTC).isoformat(),
@@ -670,45 +947,81 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "web_concurrency": args.web_processes,
+        "load_generator_processes": workers,
         "notes": (
-            "per-key rate limit raised to 10,000,000/s for the run; two web processes (daphne,"
-            " one per core) on two ports, the lifecycle workers spread over them"
+            "per-key rate limit raised to 10,000,000/s for the run; the web server is"
+            " `python -m config.serve` on one port with WEB_CONCURRENCY set; lifecycle runs create"
+            f" jobs for up to {budget:.0f} s (at most {cap}) while the workers drain them"
         ),
     }
+    print("load generator ceiling ...", flush=True)
     report["ceiling_requests_per_second"] = round(ceiling(workers, 3 if quick else 8), 1)
-    service = Service()
+    service = Service(args.web_processes)
+    print("preparing the bench database ...", flush=True)
     service.prepare()
+    sizes = [1000, 10000, 100000] if quick else [1000, 100000, 1000000]
+    service.tokens(
+        [
+            "calls",
+            *(f"lifecycle-{key}" for key, *_ in LIFECYCLES),
+            "wake",
+            "stream",
+            *(f"depth-{size}" for size in sizes),
+            "depth-finished",
+        ]
+    )
     service.start()
+    rss: dict[str, dict] = {}
     try:
-        report["per_job"] = lifecycle(service, n, workers, "per_job")
-        report["batch"] = lifecycle(service, n, workers, "batch")
-        report["web_peak_rss_mb"] = service.peak_rss_mb()
+        rss["start"] = service.rss()
+        print(f"per-call cost ({call_samples} rounds) ...", flush=True)
+        report["per_call"] = per_call(service, *service.token("calls"), call_samples)
+        for key, label, mode, count in LIFECYCLES:
+            print(f"lifecycle: {label} ...", flush=True)
+            space, token = service.token(f"lifecycle-{key}")
+            report[key] = lifecycle(service, space, token, mode, count, workers, cap, budget)
+            rss[f"after_{key}"] = service.rss()
+        print("wake, stream, depth ...", flush=True)
         report["wake"] = wake(service, 10 if quick else 50)
-        report["stream"] = stream(service, 20 if quick else 100, 50, 3 if quick else 10)
-        sizes = [1000, 10000, 100000] if quick else [1000, 100000, 1000000]
+        report["stream"] = stream(
+            service, 20 if quick else GOAL_STREAM_SUBSCRIBERS, 50, 3 if quick else 10
+        )
         report["depth_poll_p50_ms"] = depth(
             service, sizes, 100000 if quick else 1000000, 30 if quick else 100
         )
+        rss["end"] = service.rss()
     finally:
         service.stop()
-    report["celery"] = celery_run(n, workers, tmp)
-    report["floor_50"] = floor(service, n * (5 if not quick else 2), workers, 50)
-    report["floor_1"] = floor(service, n, workers, 1)
+    first, last = rss[f"after_{LIFECYCLES[0][0]}"], rss[f"after_{LIFECYCLES[-1][0]}"]
+    report["web_rss"] = {
+        **rss,
+        "peak_mb": service.peak_rss_kib and round(service.peak_rss_kib / 1024, 1),
+        # Flat: the web processes' total RSS after the last lifecycle run within 10% of
+        # after the first.
+        "flat": last["total_mb"] <= first["total_mb"] * 1.1,
+    }
+    print("Celery + Redis, PostgreSQL floor ...", flush=True)
+    report["celery"] = celery_run(n_celery, workers, tmp)
+    report["floor_50"] = floor(service, n_celery * (5 if not quick else 2), workers, 50)
+    report["floor_1"] = floor(service, n_celery, workers, 1)
+    celery = report["celery"]["jobs_per_second"]
     report["ratios"] = {
-        "batch_vs_celery": round(
-            report["batch"]["jobs_per_second"] / report["celery"]["jobs_per_second"], 2
+        **{
+            f"{key}_vs_celery": round(report[key]["jobs_per_second"] / celery, 3)
+            for key, *_ in LIFECYCLES
+        },
+        "batch_50_vs_floor_50": round(
+            report["batch_50"]["jobs_per_second"] / report["floor_50"]["jobs_per_second"], 3
         ),
-        "per_job_vs_celery": round(
-            report["per_job"]["jobs_per_second"] / report["celery"]["jobs_per_second"], 2
-        ),
-        "batch_vs_floor_50": round(
-            report["batch"]["jobs_per_second"] / report["floor_50"]["jobs_per_second"], 3
-        ),
-        "per_job_vs_floor_1": round(
-            report["per_job"]["jobs_per_second"] / report["floor_1"]["jobs_per_second"], 3
+        "per_job_1_vs_floor_1": round(
+            report["per_job_1"]["jobs_per_second"] / report["floor_1"]["jobs_per_second"], 3
         ),
     }
-    print_table(report)
+    report["seconds"] = round(time.monotonic() - began)
+    rows = table(report, quick)
+    report["goals"] = {row[0]: row[3] for row in rows if row[3]}
+    print_table(report, rows)
     out = (
         ROOT
         / "bench"
@@ -719,33 +1032,150 @@ def main() -> None:
     print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
-def print_table(r: dict) -> None:
-    rows = [
-        ("load generator ceiling (trivial server)", f"{r['ceiling_requests_per_second']} req/s"),
-        ("per-job mode (poll, ack, complete)", f"{r['per_job']['jobs_per_second']} jobs/s"),
-        ("batch mode (poll 50 + ack, batch complete)", f"{r['batch']['jobs_per_second']} jobs/s"),
-        ("Celery + Redis, acks late", f"{r['celery']['jobs_per_second']} jobs/s"),
-        ("raw PostgreSQL floor, batch 50", f"{r['floor_50']['jobs_per_second']} jobs/s"),
-        ("raw PostgreSQL floor, batch 1", f"{r['floor_1']['jobs_per_second']} jobs/s"),
-        ("batch / Celery", r["ratios"]["batch_vs_celery"]),
-        ("per-job / Celery", r["ratios"]["per_job_vs_celery"]),
-        ("batch / floor 50", r["ratios"]["batch_vs_floor_50"]),
-        ("per-job / floor 1", r["ratios"]["per_job_vs_floor_1"]),
-        ("depth: poll p50 by table size (ms)", json.dumps(r["depth_poll_p50_ms"])),
-        ("wake latency p50 / p99 (ms)", f"{r['wake']['p50_ms']} / {r['wake']['p99_ms']}"),
+def mark(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def table(r: dict, quick: bool) -> list[tuple[str, str, str, str]]:
+    """(figure, result, goal, MET/MISSED or "") rows."""
+    celery = r["celery"]["jobs_per_second"]
+    rows: list[tuple[str, str, str, str]] = [
         (
-            f"stream latency p50 / p99, {r['stream']['subscribers']} subscribers (ms)",
-            f"{r['stream']['p50_ms']} / {r['stream']['p99_ms']} ({r['stream']['deliveries']}/{r['stream']['expected_deliveries']} delivered)",
+            f"load generator ceiling (null server, {r['load_generator_processes']} processes)",
+            f"{r['ceiling_requests_per_second']:,} req/s",
+            "",
+            "",
         ),
-        ("web process peak RSS", f"{r['web_peak_rss_mb']} MiB"),
+        (
+            "web processes (WEB_CONCURRENCY / seen)",
+            f"{r['web_concurrency']} / {r['web_rss']['start']['processes']}",
+            "",
+            "",
+        ),
     ]
-    for key in ("per_job", "batch"):
-        for op, v in r[key]["latency_ms"].items():
-            rows.append((f"{key} {op} p50 / p99 (ms)", f"{v['p50']} / {v['p99']}"))
-    width = max(len(k) for k, _ in rows)
-    print(f"\nJobyard benchmark ({r['mode']}, {r['machine']['cpus']} cpus, {r['when']})")
-    for key, value in rows:
-        print(f"  {key.ljust(width)}  {value}")
+    for key, label, mode, _ in LIFECYCLES:
+        run = r[key]
+        once = run["verified"]["exactly_once"]
+        ratio = r["ratios"][f"{key}_vs_celery"]
+        result = (
+            f"{run['jobs_per_second']:,} jobs/s = {ratio}x Celery; "
+            f"{run['completed']}/{run['jobs']} jobs; exactly once: {'yes' if once else 'no'}"
+        )
+        if mode == "batch":
+            floor_ratio = r["ratios"]["batch_50_vs_floor_50"]
+            result += f"; {floor_ratio}x floor 50"
+            goal = f">= {GOAL_BATCH_VS_CELERY}x Celery, >= {GOAL_BATCH_VS_FLOOR_50}x floor 50"
+            ok = ratio >= GOAL_BATCH_VS_CELERY and floor_ratio >= GOAL_BATCH_VS_FLOOR_50
+        else:
+            goal = f">= {GOAL_PER_JOB_VS_CELERY}x Celery"
+            ok = ratio >= GOAL_PER_JOB_VS_CELERY
+        rows.append((label, result, goal + ", exactly once", mark(ok and once)))
+    rows += [
+        ("Celery + Redis, acks late", f"{celery:,} jobs/s", "", ""),
+        (
+            "raw PostgreSQL floor, batch 50 / batch 1",
+            f"{r['floor_50']['jobs_per_second']:,} / {r['floor_1']['jobs_per_second']:,} jobs/s",
+            "",
+            "",
+        ),
+    ]
+    calls = r["per_call"]["calls"]
+    for key, label, goal in CALLS:
+        c = calls[key]
+        result = f"{c['p50']} / {c['p99']} ms"
+        if c["errors"]:
+            result += f" ({c['errors']} unexpected answers)"
+        rows.append(
+            (
+                f"per call p50 / p99: {label}",
+                result,
+                f"p50 <= {goal:g} ms" if goal else "",
+                mark(c["p50"] <= goal and not c["errors"]) if goal else "",
+            )
+        )
+    d = r["depth_poll_p50_ms"]
+    ratio = d["ratio_largest_to_smallest"]
+    figures = " / ".join(f"{v}" for k, v in d.items() if k != "ratio_largest_to_smallest")
+    labels = " / ".join(
+        k.replace("pending_", "").replace("finished_", "fin ")
+        for k in d
+        if k != "ratio_largest_to_smallest"
+    )
+    rows.append(
+        (
+            f"depth: poll p50 at {labels} (ms)",
+            f"{figures}; ratio {ratio}",
+            f"ratio <= {GOAL_DEPTH_RATIO} (1k to 1M)" + (", quick: to 100k only" if quick else ""),
+            mark(ratio <= GOAL_DEPTH_RATIO),
+        )
+    )
+    w = r["wake"]
+    rows.append(
+        (
+            "wake latency p50 / p99",
+            f"{w['p50_ms']} / {w['p99_ms']} ms ({w['samples']} samples)",
+            f"p50 < {GOAL_WAKE_P50_MS:g} ms",
+            mark(w["p50_ms"] < GOAL_WAKE_P50_MS),
+        )
+    )
+    s = r["stream"]
+    all_delivered = s["deliveries"] == s["expected_deliveries"]
+    rows.append(
+        (
+            f"stream latency p50 / p99, {s['subscribers']} subscribers",
+            f"{s['p50_ms']} / {s['p99_ms']} ms ({s['deliveries']}/{s['expected_deliveries']} delivered)",
+            f"p99 < {GOAL_STREAM_P99_MS:g} ms, all delivered, {GOAL_STREAM_SUBSCRIBERS} subscribers"
+            + (
+                f" (quick: only {s['subscribers']})"
+                if s["subscribers"] < GOAL_STREAM_SUBSCRIBERS
+                else ""
+            ),
+            mark(s["p99_ms"] < GOAL_STREAM_P99_MS and all_delivered),
+        )
+    )
+    m = r["web_rss"]
+    first, last = m[f"after_{LIFECYCLES[0][0]}"], m[f"after_{LIFECYCLES[-1][0]}"]
+    rows.append(
+        (
+            "web RSS: peak process; total after first / last lifecycle",
+            f"{m['peak_mb']} MiB; {first['total_mb']} / {last['total_mb']} MiB"
+            f" (flat: {'yes' if m['flat'] else 'no'})",
+            "",
+            "",
+        )
+    )
+    for key, *_ in LIFECYCLES:
+        lat = r[key]["latency_ms"]
+        rows.append(
+            (
+                f"{key} calls p50 / p99 under load (ms)",
+                "; ".join(
+                    f"{op} {v['p50']} / {v['p99']}"
+                    if op != "create"
+                    else f"create ({r[key]['jobs_per_create_call']} jobs) {v['p50']} / {v['p99']}"
+                    for op, v in lat.items()
+                ),
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def print_table(r: dict, rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(
+        f"\nJobyard benchmark ({r['mode']}, {r['machine']['cpus']} cpus, {r['when']}, "
+        f"{r['seconds']} s)"
+    )
+    print(f"  {'figure'.ljust(widths[0])}  {'result'.ljust(widths[1])}  {'goal'.ljust(widths[2])}")
+    for figure, result, goal, status in rows:
+        print(
+            f"  {figure.ljust(widths[0])}  {result.ljust(widths[1])}  {goal.ljust(widths[2])}  {status}"
+        )
+    met = sum(1 for row in rows if row[3] == "MET")
+    missed = sum(1 for row in rows if row[3] == "MISSED")
+    print(f"\n  goals: {met} met, {missed} missed")
 
 
 if __name__ == "__main__":
