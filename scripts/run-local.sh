@@ -16,8 +16,9 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# config.serve is daphne with a graceful stop (requests in flight finish on SIGTERM).
-"$PY" -m config.serve -b 127.0.0.1 -p "$PORT" config.asgi:application & pids+=($!)
+# config.serve is uvicorn with a graceful stop (requests in flight finish on SIGTERM). One
+# process: the in-memory channel layer of the embedded default does not cross processes.
+WEB_CONCURRENCY=1 "$PY" -m config.serve -b 127.0.0.1 -p "$PORT" config.asgi:application & pids+=($!)
 "$BIN/celery" -A config worker --loglevel=WARNING --pool=threads --concurrency=4 & pids+=($!)
 "$PY" manage.py run_scheduler & pids+=($!)
 echo "Jobyard is running on http://127.0.0.1:$PORT/ (Ctrl-C stops it)"

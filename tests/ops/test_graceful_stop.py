@@ -1,7 +1,12 @@
-"""The web process (python -m config.serve) stops cleanly on SIGTERM: requests in flight finish."""
+"""The web process (python -m config.serve) stops cleanly on SIGTERM: requests in flight finish.
+
+Without REDIS_URL the channel layer is in-memory, so config.serve runs one serving process here;
+tests/ops/test_serve_processes.py covers several processes behind one port.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -15,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "graceful-test-token"
@@ -27,7 +33,7 @@ def _free_port() -> int:
 
 
 class WebProcess:
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *, keep=(), **env: str) -> None:
         self.port = _free_port()
         self.env = os.environ | {
             "VAR_DIR": str(tmp_path),
@@ -36,8 +42,9 @@ class WebProcess:
             "METRICS_TOKEN": METRICS_TOKEN,
             **env,
         }
-        for name in ("DATABASE_URL", "REDIS_URL"):
-            self.env.pop(name, None)
+        for name in ("DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY"):
+            if name not in keep and name not in env:
+                self.env.pop(name, None)
         self.log = tmp_path / "web.log"
         self.proc: subprocess.Popen | None = None
 
@@ -174,3 +181,47 @@ def test_readiness_fails_while_draining_and_a_second_signal_stops_at_once(tmp_pa
 
     assert status == 503
     assert json.loads(body) == {"status": "draining", "failing": ["draining"]}
+
+
+def test_a_stream_is_closed_with_going_away_and_its_token_is_not_logged(web):
+    issued = json.loads(web.manage("issue_token", "--space", "ops", "--json").splitlines()[-1])
+    web.start()
+    url = (
+        f"ws://127.0.0.1:{web.port}/api/v1/realtime/spaces/{issued['spaceId']}"
+        f"?token={issued['token']}"
+    )
+
+    async def stream() -> tuple[str, int | None]:
+        async with websockets.connect(url) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            web.proc.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            except websockets.ConnectionClosed as closed:
+                return first["type"], closed.rcvd.code if closed.rcvd else None
+        return first["type"], None
+
+    first_type, code = asyncio.run(stream())
+
+    assert first_type == "connected"
+    assert code == 1001
+    assert web.proc.wait(30) == 0
+    log = web.log.read_text()
+    assert "stopped: no request in flight" in log
+    assert issued["token"] not in log
+
+
+def test_an_in_memory_channel_layer_means_one_process(tmp_path):
+    web = WebProcess(tmp_path, WEB_CONCURRENCY="3")
+    web.manage("migrate", "-v0")
+    try:
+        web.start()
+        assert web.request("GET", "/healthz")[0] == 200
+        web.proc.send_signal(signal.SIGTERM)
+        assert web.proc.wait(30) == 0
+    finally:
+        web.stop()
+    log = web.log.read_text()
+    assert "the channel layer is in-memory" in log
+    assert "serving from 1 process" in log
