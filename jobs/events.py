@@ -40,7 +40,7 @@ def record(job: Job, type: str, data=None, *, previous_status: str | None = None
         attempt_number=job.attempt_number,
     )
     event.job = job
-    _publish_on_commit([event])
+    publish_on_commit([event])
     return event
 
 
@@ -53,7 +53,7 @@ def record_many(events: Iterable[JobEvent]) -> list[JobEvent]:
     created = JobEvent.objects.bulk_create(events)
     for event, job in zip(created, jobs, strict=True):
         event.job = job
-    _publish_on_commit(created)
+    publish_on_commit(created)
     return created
 
 
@@ -70,7 +70,8 @@ def build(job: Job, type: str, data=None, *, previous_status: str | None = None)
     )
 
 
-def _publish_on_commit(events: list[JobEvent]) -> None:
+def publish_on_commit(events: list[JobEvent]) -> None:
+    """Publish events the caller stored itself (in one statement with its transition)."""
     transaction.on_commit(lambda: publish(events), robust=True)
 
 

@@ -100,17 +100,20 @@ def create_job(space: Space, data: dict) -> tuple[Job, bool]:
             if existing is not None:
                 return existing, False
         job = _build(space, data, timezone.now())
-        try:
-            # A savepoint: a concurrent create with the same key makes this insert fail on the
-            # unique index (PostgreSQL waits for the other transaction first), and the winner's
-            # row is then visible to the select below.
-            with transaction.atomic():
-                job.save(force_insert=True)
-                events.record(job, "created", previous_status=None)
-        except IntegrityError:
-            if key is None:
-                raise
-            return Job.objects.get(space=space, idempotency_key=key), False
+        if key is None:
+            job.save(force_insert=True)
+            events.record(job, "created", previous_status=None)
+        else:
+            try:
+                # A savepoint: a concurrent create with the same key makes this insert fail on
+                # the unique index (PostgreSQL waits for the other transaction first), and the
+                # winner's row is then visible to the select below. Without a key nothing can
+                # collide, and the two round trips of a savepoint are saved.
+                with transaction.atomic():
+                    job.save(force_insert=True)
+                    events.record(job, "created", previous_status=None)
+            except IntegrityError:
+                return Job.objects.get(space=space, idempotency_key=key), False
         if job.status == Status.PENDING:
             _notify_pending_on_commit([space.pk])
         return job, True
@@ -191,16 +194,15 @@ def poll_jobs(
             ids = _claim_limited(space, count, names, ack, now, allowances)
             flow.save_allowances(allowances)
         elif connection.vendor == "postgresql":
-            ids = _claim_postgres(space, count, names, ack, now)
+            ids = None
+            jobs = _claim_postgres(space, count, names, ack, now)
         else:
             ids = _claim_portable(space, count, names, ack, now)
-        if not ids:
+        if ids is not None:
+            jobs = list(Job.objects.filter(id__in=ids)) if ids else []
+        if not jobs:
             return []
-        by_id = {job.id: job for job in Job.objects.filter(id__in=ids)}
-        jobs = sorted(
-            (by_id[i] for i in ids),
-            key=lambda j: (-j.priority, j.available_at, j.id),
-        )
+        jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
         events.record_many(
             events.build(job, "started" if ack else "delivered", previous_status=Status.PENDING)
             for job in jobs
@@ -210,10 +212,11 @@ def poll_jobs(
 
 def _claim_postgres(
     space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
-) -> list[str]:
+) -> list[Job]:
     # One statement: lock the first COUNT pending rows of the space's queue through the partial
-    # index, skipping rows other pollers hold, and hand each a fresh claim id. The cost depends
-    # on COUNT only, not on how many jobs are pending or finished.
+    # index, skipping rows other pollers hold, hand each a fresh claim id, and return the
+    # claimed rows. The cost depends on COUNT only, not on how many jobs are pending or
+    # finished.
     name_filter = "AND name = ANY(%s)" if names else ""
     claim_ids = [_new_claim_id() for _ in range(count)]
     status = Status.RUNNING if ack else Status.DELIVERED
@@ -243,7 +246,7 @@ def _claim_postgres(
             {started}
         FROM picked
         WHERE j.id = picked.id
-        RETURNING j.id
+        RETURNING {_RETURNED_COLUMNS}
     """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
     params: list[Any] = [space.pk]
     if names:
@@ -251,9 +254,14 @@ def _claim_postgres(
     params += [count, status, claim_ids, now, now, now]
     if ack:
         params.append(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return list(Job.objects.raw(sql, params))
+
+
+# What a claim returns of each row: all but the callback headers (secrets, decrypted only when
+# a callback is sent; they load on access).
+_RETURNED_COLUMNS = ", ".join(
+    f"j.{f.column}" for f in Job._meta.concrete_fields if f.name != "callback_headers"
+)
 
 
 def _claim_portable(
@@ -341,7 +349,7 @@ def claim_job(space: Space, job_id: str) -> Job:
         raise JobError(409, "space_paused", "The space is paused: no jobs are handed out")
     now = timezone.now()
     with transaction.atomic():
-        job = _lock(job)
+        job = _lock(job, whole=True)  # the descriptor handed out carries the payload
         if job.status == Status.KILLED:
             raise _killed()
         if job.status != Status.PENDING:
@@ -363,7 +371,7 @@ def claim_job(space: Space, job_id: str) -> Job:
         job.delivery_deadline = now + timedelta(seconds=job.timeout_seconds)
         job.execution_deadline = None
         job.delivery_count += 1
-        job.save()
+        job.save(update_fields=_CLAIM_FIELDS)
         events.record(job, "delivered", previous_status=Status.PENDING)
     return job
 
@@ -371,9 +379,67 @@ def claim_job(space: Space, job_id: str) -> Job:
 # --- worker calls on one job ----------------------------------------------------------------
 
 
-def _lock(job: Job) -> Job:
+# The columns each transition writes: a save of every column would rewrite the payload (up to
+# 1 MiB) and re-encrypt the callback headers on every call.
+_CLAIM_FIELDS = [
+    "status",
+    "claim_id",
+    "delivered_at",
+    "delivery_deadline",
+    "execution_deadline",
+    "delivery_count",
+    "updated_at",
+]
+_ACK_FIELDS = [
+    "status",
+    "started_at",
+    "execution_deadline",
+    "delivery_deadline",
+    "delivery_count",
+    "updated_at",
+]
+_COMPLETE_FIELDS = [
+    "status",
+    "result",
+    "completed_at",
+    "started_at",
+    "delivery_deadline",
+    "execution_deadline",
+    "updated_at",
+]
+
+
+_UNCHANGED_BY_TRANSITIONS = ("payload", "callback_headers")
+# Fail, kill, retry and the bulk and sweeper steps.
+_SAVE_FIELDS = [
+    "status",
+    "attempt_number",
+    "delivery_count",
+    "available_at",
+    "claim_id",
+    "delivery_deadline",
+    "execution_deadline",
+    "completed_at",
+    "result",
+    "last_error",
+    "updated_at",
+]
+
+
+def _lock(job: Job, *, whole: bool = False) -> Job:
+    """The job's row, locked for this transaction; 404 when it is gone or of another space.
+
+    JOB may be a reference never read from the database (the API's worker calls): this is the
+    call's one read of the row.
+    """
     try:
-        return Job.objects.select_for_update().get(pk=job.pk)
+        return (
+            Job.objects.select_for_update()
+            # No transition changes these, and they are the row's largest (a payload of up to
+            # 1 MiB to decode, headers to decrypt): the caller's instance keeps its own.
+            .defer(*(() if whole else _UNCHANGED_BY_TRANSITIONS))
+            .get(pk=job.pk, space_id=job.space_id)
+        )
     except Job.DoesNotExist:
         raise not_found() from None
 
@@ -397,13 +463,117 @@ def _check(job: Job, claim_id: str | None, allowed: Iterable[str], action: str) 
 
 
 def _refresh(target: Job, source: Job) -> None:
-    """Copy the locked row's state back into the caller's instance."""
+    """Copy the locked row's state back into the caller's instance (what it loaded)."""
+    deferred = source.get_deferred_fields()
     for field in Job._meta.concrete_fields:
-        setattr(target, field.attname, getattr(source, field.attname))
+        if field.attname not in deferred:
+            setattr(target, field.attname, getattr(source, field.attname))
+
+
+# --- one-statement transitions (PostgreSQL) --------------------------------------------------
+#
+# The worker calls most made (ack, progress, keepalive, complete) are on PostgreSQL one
+# statement, hence one round trip and their own transaction: lock the row, check its status and
+# claim, update it and insert its event. When the checks do not pass (or the job is unknown),
+# nothing is written and the call takes the locking path below, which answers why (killed,
+# stale claim, invalid transition, not found) exactly as before, or, if the row changed in
+# between, makes the transition itself.
+
+
+def _jsonb(value: Any):
+    from psycopg.types.json import Jsonb
+
+    # A None goes in as SQL NULL, as the ORM stores it in these nullable JSON columns.
+    return None if value is None else Jsonb(value)
+
+
+def _in_one_statement(
+    job: Job,
+    claim_id: str | None,
+    allowed: list[str],
+    now: datetime,
+    *,
+    sets: str,
+    set_params: list,
+    event_type: str,
+    event_data: str,
+    event_params: list,
+    moves_status: bool,
+) -> bool:
+    """The transition as one statement; False (nothing written) when its checks fail."""
+    if connection.vendor != "postgresql":
+        return False
+    # The old row is locked first (FOR UPDATE sees the latest committed version), so its
+    # status is the one the update changes; previous_status comes from it.
+    sql = f"""
+        WITH old AS (
+            SELECT id, status FROM jobs_job WHERE id = %s AND space_id = %s FOR UPDATE
+        ), upd AS (
+            UPDATE jobs_job AS j SET {sets}, updated_at = %s
+              FROM old
+             WHERE j.id = old.id AND old.status = ANY(%s)
+               AND (%s::varchar IS NULL OR j.claim_id = %s)
+            RETURNING {_RETURNED_COLUMNS.replace("j.payload, ", "")}, old.status AS old_status
+        ), ev AS (
+            INSERT INTO jobs_jobevent (job_id, space_id, type, status, previous_status, data,
+                                       attempt_number, seq, created_at)
+            SELECT id, space_id, %s, status, {"old_status" if moves_status else "NULL"},
+                   {event_data}, attempt_number, NULL, %s
+              FROM upd
+            RETURNING id, data
+        )
+        SELECT upd.*, ev.id AS event_id, ev.data AS event_data FROM upd, ev
+    """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
+    params = [
+        job.pk,
+        job.space_id,
+        *set_params,
+        now,
+        allowed,
+        claim_id,
+        claim_id,
+        event_type,
+        *event_params,
+        now,
+    ]
+    rows = list(Job.objects.raw(sql, params))
+    if not rows:
+        return False
+    (row,) = rows
+    event = events.JobEvent(
+        id=row.event_id,
+        job_id=row.id,
+        space_id=row.space_id,
+        type=event_type,
+        status=row.status,
+        previous_status=row.old_status if moves_status else None,
+        data=row.event_data,
+        attempt_number=row.attempt_number,
+        created_at=now,
+    )
+    event.job = row
+    events.publish_on_commit([event])
+    _refresh(job, row)
+    return True
 
 
 def ack_job(job: Job, *, claim_id: str | None = None) -> Job:
     now = timezone.now()
+    if _in_one_statement(
+        job,
+        claim_id,
+        [Status.DELIVERED],
+        now,
+        sets="""status = 'running', started_at = %s,
+                execution_deadline = %s + make_interval(secs => j.timeout_seconds),
+                delivery_deadline = NULL, delivery_count = 0""",
+        set_params=[now, now],
+        event_type="started",
+        event_data="NULL",
+        event_params=[],
+        moves_status=True,
+    ):
+        return job
     with transaction.atomic():
         locked = _lock(job)
         _check(locked, claim_id, [Status.DELIVERED], "ack")
@@ -412,7 +582,7 @@ def ack_job(job: Job, *, claim_id: str | None = None) -> Job:
         locked.execution_deadline = now + timedelta(seconds=locked.timeout_seconds)
         locked.delivery_deadline = None
         locked.delivery_count = 0
-        locked.save()
+        locked.save(update_fields=_ACK_FIELDS)
         events.record(locked, "started", previous_status=Status.DELIVERED)
     _refresh(job, locked)
     return job
@@ -430,6 +600,20 @@ def report_progress(
     data: dict[str, Any] = {"percent": percent, "message": message}
     if sub_progress is not None:
         data["subProgress"] = sub_progress
+    if _in_one_statement(
+        job,
+        claim_id,
+        [Status.RUNNING],
+        now,
+        sets="""progress = %s,
+                execution_deadline = %s + make_interval(secs => j.timeout_seconds)""",
+        set_params=[_jsonb(data | {"updatedAt": now.isoformat()}), now],
+        event_type="progress",
+        event_data="%s",
+        event_params=[_jsonb(data)],
+        moves_status=False,
+    ):
+        return job
     with transaction.atomic():
         locked = _lock(job)
         _check(locked, claim_id, [Status.RUNNING], "report progress on")
@@ -498,6 +682,30 @@ def keepalive_job(
 ) -> Job:
     """Push the current deadline to now + EXTEND_SECONDS (default: the job's timeout)."""
     now = timezone.now()
+    # The deadline in the event as Python's isoformat() writes it (UTC, microseconds).
+    seconds = "COALESCE(%s, j.timeout_seconds)"
+    deadline = f"(%s + make_interval(secs => {seconds}))"
+    if _in_one_statement(
+        job,
+        claim_id,
+        [Status.DELIVERED, Status.RUNNING],
+        now,
+        sets=f"""execution_deadline = CASE WHEN j.status = 'running' THEN {deadline}
+                                          ELSE j.execution_deadline END,
+                 delivery_deadline = CASE WHEN j.status = 'delivered' THEN {deadline}
+                                         ELSE j.delivery_deadline END""",
+        set_params=[now, extend_seconds, now, extend_seconds],
+        event_type="keepalive",
+        event_data="""jsonb_build_object(
+            'extendSeconds', COALESCE(%s, upd.timeout_seconds),
+            'deadline', to_char(
+                (CASE WHEN upd.status = 'running' THEN upd.execution_deadline
+                      ELSE upd.delivery_deadline END) AT TIME ZONE 'UTC',
+                'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))""",
+        event_params=[extend_seconds],
+        moves_status=False,
+    ):
+        return job
     with transaction.atomic():
         locked = _lock(job)
         _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "keep alive")
@@ -551,6 +759,22 @@ def append_logs(job: Job, lines: list[dict]) -> int:
 
 def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -> Job:
     now = timezone.now()
+    if _in_one_statement(
+        job,
+        claim_id,
+        [Status.DELIVERED, Status.RUNNING],
+        now,
+        # Completing a delivered job implies the ack (started_at).
+        sets="""status = 'completed', result = %s, completed_at = %s,
+                started_at = COALESCE(j.started_at, %s),
+                delivery_deadline = NULL, execution_deadline = NULL""",
+        set_params=[_jsonb(result), now, now],
+        event_type="completed",
+        event_data="%s",
+        event_params=[_jsonb({"result": result})],
+        moves_status=True,
+    ):
+        return job
     with transaction.atomic():
         locked = _lock(job)
         _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "complete")
@@ -562,7 +786,7 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
             locked.started_at = now  # completing a delivered job implies the ack
         locked.delivery_deadline = None
         locked.execution_deadline = None
-        locked.save()
+        locked.save(update_fields=_COMPLETE_FIELDS)
         events.record(locked, "completed", {"result": result}, previous_status=previous)
     _refresh(job, locked)
     return job
@@ -686,7 +910,7 @@ def fail_job(job: Job, error: str, *, retry: bool = True, claim_id: str | None =
         locked = _lock(job)
         _check(locked, claim_id, [Status.DELIVERED, Status.RUNNING], "fail")
         event = _fail_locked(locked, error, retry, now)
-        locked.save()
+        locked.save(update_fields=_SAVE_FIELDS)
         events.record_many([event])
         if locked.status == Status.PENDING:
             _notify_pending_on_commit([locked.space_id])
@@ -707,7 +931,7 @@ def kill_job(job: Job, reason: str | None = None) -> Job:
         locked.completed_at = now
         locked.delivery_deadline = None
         locked.execution_deadline = None
-        locked.save()
+        locked.save(update_fields=_SAVE_FIELDS)
         events.record(locked, "killed", {"reason": reason}, previous_status=previous)
     _refresh(job, locked)
     return job
@@ -735,7 +959,7 @@ def retry_job(job: Job) -> Job:
         if locked.status not in (Status.DEAD, Status.KILLED):
             raise _invalid(locked, "retry")
         event = _requeue_for_retry(locked, now)
-        locked.save()
+        locked.save(update_fields=_SAVE_FIELDS)
         events.record_many([event])
         _notify_pending_on_commit([locked.space_id])
     _refresh(job, locked)
@@ -761,21 +985,6 @@ def _lock_batch(ids: list[str], statuses: Iterable[str]) -> list[Job]:
     if connection.vendor == "postgresql":
         qs = qs.select_for_update(skip_locked=True)
     return list(qs)
-
-
-_SAVE_FIELDS = [
-    "status",
-    "attempt_number",
-    "delivery_count",
-    "available_at",
-    "claim_id",
-    "delivery_deadline",
-    "execution_deadline",
-    "completed_at",
-    "result",
-    "last_error",
-    "updated_at",
-]
 
 
 def _save_batch(jobs: list[Job], now: datetime) -> None:

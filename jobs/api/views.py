@@ -106,6 +106,30 @@ class ApiView(APIView):
             raise services.not_found()
         return job
 
+    def job_ref(self, job_id: str) -> Job:
+        """The job a worker call acts on, not read here: the lifecycle's row lock is the read.
+
+        An unknown job, or one of another space, is answered 404 by the lifecycle then.
+        """
+        if not _valid_id(job_id):
+            raise services.not_found()
+        job = Job(id=job_id, space_id=self.key.space.pk)
+        job.space = self.key.space
+        self._unread_job = job
+        return job
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A bad body for a job that does not exist is answered 404, as when the job was read
+        # first: the lookup is paid on this error path only.
+        ref = getattr(self, "_unread_job", None)
+        if (
+            ref is not None
+            and getattr(exc, "status_code", None) in (400, 413, 415)
+            and not Job.objects.filter(pk=ref.pk, space_id=ref.space_id).exists()
+        ):
+            exc = services.not_found()
+        return super().handle_exception(exc)
+
     def claim_id(self, request: Request, body: dict | None = None) -> str | None:
         value = request.headers.get("X-Claim-Id")
         if value is None and body is not None and isinstance(body.get("claimId"), str):
@@ -328,7 +352,7 @@ class AckView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         services.ack_job(job, claim_id=self.claim_id(request, _maybe_body(request)))
         return Response(s.status_json(job))
 
@@ -353,7 +377,7 @@ class ProgressView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         data = self.validate(s.ProgressBodySerializer, body)
         services.report_progress(
@@ -388,11 +412,11 @@ class CheckpointView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
             raise ApiError(413, "payload_too_large", "Checkpoint exceeds 1 MiB when serialized")
-        services.checkpoint_job(job, body, claim_id=request.headers.get("X-Claim-Id"))
+        services.checkpoint_job(job, body, claim_id=self.claim_id(request, body))
         return Response(s.status_json(job))
 
 
@@ -408,7 +432,7 @@ class EventView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         data = self.validate(s.EventBodySerializer, body)
         services.record_custom_event(
@@ -429,7 +453,7 @@ class KeepaliveView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         data = self.validate(s.KeepaliveSerializer, body)
         services.keepalive_job(
@@ -450,7 +474,7 @@ class CompleteView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         data = self.validate(s.CompleteSerializer, body)
         services.complete_job(job, data.get("result"), claim_id=self.claim_id(request, body))
@@ -469,7 +493,7 @@ class FailView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         body = self.body(request)
         data = self.validate(s.FailSerializer, body)
         services.fail_job(
@@ -489,7 +513,7 @@ class KillView(ApiView):
         tags=["jobs"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         data = self.validate(s.KillSerializer, self.body(request))
         services.kill_job(job, data.get("reason") or None)
         return Response(s.status_json(job))
@@ -506,7 +530,7 @@ class RetryView(ApiView):
         tags=["jobs"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         _maybe_body(request)  # a body is not needed, but an over-size one still gets 413
         services.retry_job(job)
         return Response(s.status_json(job))
@@ -544,7 +568,7 @@ class LogsView(ApiView):
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
-        job = self.get_job(jobId)
+        job = self.job_ref(jobId)
         data = request.data
         if isinstance(data, dict) and isinstance(data.get("logs"), list):
             data = data["logs"]  # {"logs": [...]} is accepted too
