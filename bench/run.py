@@ -133,6 +133,13 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 def _status_kib(pid: int, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -284,10 +291,15 @@ class Service:
         """The web server's memory now: its processes, their total and largest RSS, and the
         peak of any one process so far (VmHWM, sampled at each call)."""
         pids = _process_tree(self.web.pid) if self.web else []
+        serving = [pid for pid in pids if pid != self.web.pid or len(pids) == 1]
+        serving = [pid for pid in serving if "resource_tracker" not in _cmdline(pid)]
         rss = [_status_kib(pid, "VmRSS") for pid in pids]
         self.peak_rss_kib = max([self.peak_rss_kib, *(_status_kib(pid, "VmHWM") for pid in pids)])
         return {
             "processes": len(pids),
+            # Those that serve requests: not a supervisor above them, nor multiprocessing's
+            # resource tracker.
+            "serving": len(serving),
             "total_mb": round(sum(rss) / 1024, 1),
             "largest_mb": round(max(rss, default=0) / 1024, 1),
             "peak_mb": round(self.peak_rss_kib / 1024, 1),
@@ -1047,8 +1059,9 @@ def table(r: dict, quick: bool) -> list[tuple[str, str, str, str]]:
             "",
         ),
         (
-            "web processes (WEB_CONCURRENCY / seen)",
-            f"{r['web_concurrency']} / {r['web_rss']['start']['processes']}",
+            "web processes: WEB_CONCURRENCY / serving / in the server's process tree",
+            f"{r['web_concurrency']} / {r['web_rss']['start']['serving']}"
+            f" / {r['web_rss']['start']['processes']}",
             "",
             "",
         ),
@@ -1137,7 +1150,7 @@ def table(r: dict, quick: bool) -> list[tuple[str, str, str, str]]:
     first, last = m[f"after_{LIFECYCLES[0][0]}"], m[f"after_{LIFECYCLES[-1][0]}"]
     rows.append(
         (
-            "web RSS: peak process; total after first / last lifecycle",
+            "web RSS: peak of one process; tree total after first / last lifecycle",
             f"{m['peak_mb']} MiB; {first['total_mb']} / {last['total_mb']} MiB"
             f" (flat: {'yes' if m['flat'] else 'no'})",
             "",
