@@ -58,7 +58,7 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis(tmp_path):
         "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], s.CELERY_BROKER_URL",
     )
     assert out.returncode == 0, out.stderr
-    assert "postgresql" in out.stdout
+    assert "lib.postgres" in out.stdout  # Django's PostgreSQL backend with its pool check
     assert "RedisChannelLayer" in out.stdout
     assert "redis://127.0.0.1:6379/3" in out.stdout
 
