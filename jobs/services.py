@@ -29,7 +29,7 @@ from spaces import auth as spaces_auth
 from spaces.models import Space
 
 from . import events, flow, wakeup
-from .models import Job, JobLog
+from .models import Job, JobLog, NameLimit
 
 Status = Job.Status
 
@@ -186,20 +186,20 @@ def poll_jobs(
     if _space_paused(space):
         return []
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        claimed = _poll_postgres(space, count, names, ack, now)
+        if claimed is not None:
+            return claimed  # no per-name limit applies: one statement did it all
     with transaction.atomic():
-        # Per-name limits (jobs/flow.py): an empty dict, from one indexed query, when the space
-        # has none, and then the single-statement claim below runs untouched.
+        # Per-name limits (jobs/flow.py), their rows locked; an empty dict when the space has
+        # none (SQLite, or limits removed since the statement above looked).
         allowances = flow.lock_allowances(space.pk, names, now)
         if allowances:
             ids = _claim_limited(space, count, names, ack, now, allowances)
             flow.save_allowances(allowances)
-        elif connection.vendor == "postgresql":
-            ids = None
-            jobs = _claim_postgres(space, count, names, ack, now)
         else:
             ids = _claim_portable(space, count, names, ack, now)
-        if ids is not None:
-            jobs = list(Job.objects.filter(id__in=ids)) if ids else []
+        jobs = list(Job.objects.filter(id__in=ids)) if ids else []
         if not jobs:
             return []
         jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
@@ -210,13 +210,17 @@ def poll_jobs(
     return jobs
 
 
-def _claim_postgres(
+def _poll_postgres(
     space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
-) -> list[Job]:
-    # One statement: lock the first COUNT pending rows of the space's queue through the partial
-    # index, skipping rows other pollers hold, hand each a fresh claim id, and return the
-    # claimed rows. The cost depends on COUNT only, not on how many jobs are pending or
-    # finished.
+) -> list[Job] | None:
+    """The whole poll as one statement: the claimed jobs, or None when per-name limits apply.
+
+    It looks for limits on the names polled; with none it locks the first COUNT pending rows of
+    the space's queue through the partial index, skipping rows other pollers hold, hands each a
+    fresh claim id, inserts their events and returns the rows. The cost depends on COUNT only,
+    not on how many jobs are pending or finished. With limits nothing is written, and the
+    caller takes the path that honours them (jobs/flow.py).
+    """
     name_filter = "AND name = ANY(%s)" if names else ""
     claim_ids = [_new_claim_id() for _ in range(count)]
     status = Status.RUNNING if ack else Status.DELIVERED
@@ -225,53 +229,104 @@ def _claim_postgres(
     started = ", started_at = %s" if ack else ""
     # An ack (here implied) resets the count of unacknowledged hand-outs.
     delivery_count = "0" if ack else "j.delivery_count + 1"
+    event_type = "started" if ack else "delivered"
+    limits = NameLimit._meta.db_table
     sql = f"""
-        WITH locked AS (
+        WITH limited AS (
+            SELECT EXISTS (
+                SELECT 1 FROM {limits}
+                 WHERE space_id = %s AND (concurrency IS NOT NULL OR rate IS NOT NULL)
+                 {name_filter}
+            ) AS yes
+        ), locked AS (
             SELECT id FROM jobs_job
             WHERE space_id = %s AND status = 'pending' {name_filter}
+              AND NOT (SELECT yes FROM limited)
             ORDER BY priority DESC, available_at, id
             LIMIT %s
             FOR UPDATE SKIP LOCKED
         ), picked AS (
             SELECT id, row_number() OVER (ORDER BY id) AS rn FROM locked
+        ), upd AS (
+            UPDATE jobs_job AS j
+            SET status = %s,
+                claim_id = (%s::varchar[])[picked.rn],
+                {deadline_column} = %s + make_interval(secs => j.timeout_seconds),
+                {other_deadline} = NULL,
+                delivered_at = %s,
+                updated_at = %s,
+                delivery_count = {delivery_count}
+                {started}
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING {_RETURNED_COLUMNS}
+        ), ev AS (
+            INSERT INTO jobs_jobevent (job_id, space_id, type, status, previous_status, data,
+                                       attempt_number, seq, created_at)
+            SELECT id, space_id, %s, status, 'pending', NULL, attempt_number, NULL, %s FROM upd
+            RETURNING id, job_id
         )
-        UPDATE jobs_job AS j
-        SET status = %s,
-            claim_id = (%s::varchar[])[picked.rn],
-            {deadline_column} = %s + make_interval(secs => j.timeout_seconds),
-            {other_deadline} = NULL,
-            delivered_at = %s,
-            updated_at = %s,
-            delivery_count = {delivery_count}
-            {started}
-        FROM picked
-        WHERE j.id = picked.id
-        RETURNING {_RETURNED_COLUMNS}
+        SELECT (SELECT yes FROM limited), ev.id, upd.*
+          FROM (SELECT 1) AS one LEFT JOIN (upd JOIN ev ON ev.job_id = upd.id) ON TRUE
     """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
     params: list[Any] = [space.pk]
+    if names:
+        params.append(list(names))
+    params.append(space.pk)
     if names:
         params.append(list(names))
     params += [count, status, claim_ids, now, now, now]
     if ack:
         params.append(now)
-    return list(Job.objects.raw(sql, params))
+    params += [event_type, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if rows[0][0]:
+        return None
+    jobs, built = [], []
+    for row in rows:
+        if row[1] is None:
+            continue  # nothing pending: the one row of the outer join
+        job = _job_from_row(row[2:])
+        event = events.build(job, event_type, previous_status=Status.PENDING)
+        event.id = row[1]
+        event.created_at = now
+        jobs.append(job)
+        built.append(event)
+    if built:
+        events.publish_on_commit(built)
+    jobs.sort(key=lambda j: (-j.priority, j.available_at, j.id))
+    return jobs
 
 
 # What a claim returns of each row: all but the callback headers (secrets, decrypted only when
 # a callback is sent; they load on access).
-_RETURNED_COLUMNS = ", ".join(
-    f"j.{f.column}" for f in Job._meta.concrete_fields if f.name != "callback_headers"
-)
+_RETURNED_FIELDS = [f for f in Job._meta.concrete_fields if f.name != "callback_headers"]
+_RETURNED_COLUMNS = ", ".join(f"j.{f.column}" for f in _RETURNED_FIELDS)
+
+
+def _job_from_row(values) -> Job:
+    """A Job from the values of _RETURNED_COLUMNS, converted as the ORM converts them."""
+    converted = []
+    for field, value in zip(_RETURNED_FIELDS, values, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, None, connection)
+        converted.append(value)
+    return Job.from_db(connection.alias, [f.attname for f in _RETURNED_FIELDS], converted)
 
 
 def _claim_portable(
     space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
 ) -> list[str]:
     # SQLite: the surrounding transaction is IMMEDIATE, so it holds the write lock from its
-    # first statement and no other claim can interleave.
+    # first statement and no other claim can interleave. (PostgreSQL polls here only in the
+    # moment after a space's last limit was removed; its rows are locked, skipping others'.)
     qs = Job.objects.filter(space=space, status=Status.PENDING)
     if names:
         qs = qs.filter(name__in=names)
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update(skip_locked=True)
     jobs = list(qs.order_by("-priority", "available_at", "id")[:count])
     return _mark_claimed(jobs, ack, now)
 
@@ -547,7 +602,8 @@ def _in_one_statement(
         type=event_type,
         status=row.status,
         previous_status=row.old_status if moves_status else None,
-        data=row.event_data,
+        # Read back as text (Django loads jsonb as text and decodes it per field).
+        data=json.loads(row.event_data) if isinstance(row.event_data, str) else row.event_data,
         attempt_number=row.attempt_number,
         created_at=now,
     )

@@ -1,5 +1,5 @@
-"""On PostgreSQL ack, progress, keepalive and complete run as one statement; they must leave
-exactly what the locking path leaves, refuse what it refuses, and hold under races."""
+"""On PostgreSQL poll, ack, progress, keepalive and complete run as one statement; they must
+leave exactly what the locking path leaves, refuse what it refuses, and hold under races."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_one_statement_leaves_what_the_locking_path_leaves(monkeypatch, keepaliv
     with time_machine.travel(NOW, tick=False):
         fast = _run_lifecycle(space, keepalive_delivered=keepalive_delivered)
         monkeypatch.setattr(services, "_in_one_statement", lambda *a, **k: False)
+        monkeypatch.setattr(services, "_poll_postgres", lambda *a, **k: None)
         slow = _run_lifecycle(space, keepalive_delivered=keepalive_delivered)
     assert fast == slow
     assert [e[0] for e in fast[1]][-1] == "completed"

@@ -16,13 +16,13 @@ pytestmark = [
 ]
 
 # Round trips per call, BEGIN and COMMIT included (the key cache warm; the numbering and
-# fan-out run on the sequencer thread). Ack, progress, keepalive and complete are one
-# statement each (jobs/services.py, one-statement transitions).
+# fan-out run on the sequencer thread). Poll, ack, progress, keepalive and complete are one
+# statement each on PostgreSQL (jobs/services.py).
 BUDGET = {
     "get": 2,  # the job, its latest events
     "create": 4,  # BEGIN, the job, its event, COMMIT
-    "poll": 5,  # BEGIN, the per-name limits probe, the claim (UPDATE ... RETURNING), events, COMMIT
-    "empty poll": 4,
+    "poll": 1,  # limits probe, claim, events: one statement while no per-name limit applies
+    "empty poll": 1,
     "ack": 1,
     "progress": 1,
     "keepalive": 1,
@@ -88,3 +88,15 @@ def test_a_stale_claim_is_still_refused_within_the_budget(api, space, call):
     response = api.post(f"/api/v1/jobs/{job.id}/ack", HTTP_X_CLAIM_ID="0" * 26)
     assert response.status_code == 409 and response.json()["code"] == "stale_claim"
     assert Job.objects.get(pk=job.pk).status == "delivered"
+
+
+def test_a_poll_with_a_limit_on_its_names_takes_the_path_that_honours_it(api, space):
+    from jobs.models import NameLimit
+
+    NameLimit.objects.create(space=space, name="x", concurrency=1)
+    for _ in range(3):
+        services.create_job(space, {"name": "x"})
+    url = f"/api/v1/spaces/{space.public_id}/jobs/poll"
+    first = api.post(url, {"count": 3}, format="json").json()["jobs"]
+    second = api.post(url, {"count": 3}, format="json").json()["jobs"]
+    assert len(first) == 1 and second == []
