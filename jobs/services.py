@@ -300,10 +300,17 @@ def _poll_postgres(
     return jobs
 
 
+# No transition changes these, and they are the row's largest (a payload of up to 1 MiB to
+# decode, headers to decrypt): transitions neither read nor return them.
+_UNCHANGED_BY_TRANSITIONS = ("payload", "callback_headers")
 # What a claim returns of each row: all but the callback headers (secrets, decrypted only when
 # a callback is sent; they load on access).
 _RETURNED_FIELDS = [f for f in Job._meta.concrete_fields if f.name != "callback_headers"]
 _RETURNED_COLUMNS = ", ".join(f"j.{f.column}" for f in _RETURNED_FIELDS)
+# What a one-statement transition returns: no payload either (no transition changes it).
+_TRANSITION_COLUMNS = ", ".join(
+    f"j.{f.column}" for f in _RETURNED_FIELDS if f.name not in _UNCHANGED_BY_TRANSITIONS
+)
 
 
 def _job_from_row(values) -> Job:
@@ -464,7 +471,6 @@ _COMPLETE_FIELDS = [
 ]
 
 
-_UNCHANGED_BY_TRANSITIONS = ("payload", "callback_headers")
 # Fail, kill, retry and the bulk and sweeper steps.
 _SAVE_FIELDS = [
     "status",
@@ -490,8 +496,7 @@ def _lock(job: Job, *, whole: bool = False) -> Job:
     try:
         return (
             Job.objects.select_for_update()
-            # No transition changes these, and they are the row's largest (a payload of up to
-            # 1 MiB to decode, headers to decrypt): the caller's instance keeps its own.
+            # The caller's instance keeps its own payload and headers.
             .defer(*(() if whole else _UNCHANGED_BY_TRANSITIONS))
             .get(pk=job.pk, space_id=job.space_id)
         )
@@ -568,7 +573,7 @@ def _in_one_statement(
               FROM old
              WHERE j.id = old.id AND old.status = ANY(%s)
                AND (%s::varchar IS NULL OR j.claim_id = %s)
-            RETURNING {_RETURNED_COLUMNS.replace("j.payload, ", "")}, old.status AS old_status
+            RETURNING {_TRANSITION_COLUMNS}, old.status AS old_status
         ), ev AS (
             INSERT INTO jobs_jobevent (job_id, space_id, type, status, previous_status, data,
                                        attempt_number, seq, created_at)

@@ -357,33 +357,7 @@ def _lock_for_numbering(space_id: int, wait: bool) -> tuple[Space, int] | None:
     return space, row[4] or 0
 
 
-def _pending_events(space_id: int, limit: int) -> list[dict]:
-    """The space's unnumbered events in id order, with job_name and the job's last seq."""
-    if connection.vendor == "postgresql":
-        return _pending_events_postgres(space_id, limit)
-    return list(
-        JobEvent.objects.filter(space_id=space_id, seq__isnull=True)
-        .order_by("id")
-        .values(
-            "id",
-            "job_id",
-            "type",
-            "status",
-            "previous_status",
-            "data",
-            "attempt_number",
-            "created_at",
-            job_name=F("job__name"),
-            # On the (job, id) index: one probe per pending event.
-            prev=Subquery(
-                JobEvent.objects.filter(job_id=OuterRef("job_id"), seq__isnull=False)
-                .order_by("-id")
-                .values("seq")[:1]
-            ),
-        )[:limit]
-    )
-
-
+# The columns of a pending event row, as both queries below return them.
 _PENDING_COLUMNS = (
     "id",
     "job_id",
@@ -396,6 +370,26 @@ _PENDING_COLUMNS = (
     "job_name",
     "prev",
 )
+
+
+def _pending_events(space_id: int, limit: int) -> list[dict]:
+    """The space's unnumbered events in id order, with job_name and the job's last seq."""
+    if connection.vendor == "postgresql":
+        return _pending_events_postgres(space_id, limit)
+    return list(
+        JobEvent.objects.filter(space_id=space_id, seq__isnull=True)
+        .order_by("id")
+        .values(
+            *_PENDING_COLUMNS[:-2],
+            job_name=F("job__name"),
+            # On the (job, id) index: one probe per pending event.
+            prev=Subquery(
+                JobEvent.objects.filter(job_id=OuterRef("job_id"), seq__isnull=False)
+                .order_by("-id")
+                .values("seq")[:1]
+            ),
+        )[:limit]
+    )
 
 
 def _pending_events_postgres(space_id: int, limit: int) -> list[dict]:
@@ -732,17 +726,17 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
 
 
 def _run_send(layer, messages: list[tuple[str, dict]], timeout: float) -> None:
+    server_loop = getattr(_sequencer_thread, "loop", None)
+    if server_loop is not None and server_loop.is_running():
+        # The sequencer thread of a web process: send on the server's loop, where the
+        # consumers read (the in-memory layer's queues belong to it) and where the Redis
+        # layer's connections for this process already live.
+        future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages, timeout), server_loop)
+        future.result(timeout + 1)
+        return
     # The in-memory layer's queues belong to the loop of the consumers reading them, so it
-    # always sends there; so does code running under a server loop (requests in daphne).
+    # always sends there; so does code running under a server loop (a request's thread).
     if isinstance(layer, InMemoryChannelLayer) or _server_loop() is not None:
-        server_loop = getattr(_sequencer_thread, "loop", None)
-        if server_loop is not None and server_loop.is_running():
-            # The sequencer thread: send on the server's loop, where the consumers read.
-            future = asyncio.run_coroutine_threadsafe(
-                _send_all(layer, messages, timeout), server_loop
-            )
-            future.result(timeout + 1)
-            return
         async_to_sync(_send_all)(layer, messages, timeout)
         return
     future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages, timeout), _sender_loop())
