@@ -712,7 +712,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     args = parser.parse_args()
     quick = args.quick
-    service = Service(celery_concurrency=4)  # the Procfile's default
+    # The Procfile's defaults: one web process per core, 4 Celery processes.
+    service = Service(os.cpu_count() or 1, celery_concurrency=4)
     service.env["OUTBOUND_ALLOW_PRIVATE"] = "true"  # the receivers live on 127.0.0.1
     service.env["OUTBOUND_ALLOW_PRIVATE_FORCE"] = "true"
     service.prepare()

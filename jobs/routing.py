@@ -1,4 +1,4 @@
-"""WebSocket routes (served by daphne through config/asgi.py)."""
+"""WebSocket routes (served through config/asgi.py by the web process, config/serve.py)."""
 
 from django.urls import re_path
 

@@ -698,7 +698,7 @@ def resume_fan_out() -> None:
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop this sync code runs under (daphne's, via sync_to_async), if any."""
+    """The event loop this sync code runs under (the server's, for a request thread), if any."""
     local = SyncToAsync.threadlocal
     if getattr(local, "main_event_loop_pid", None) != os.getpid():
         return None
