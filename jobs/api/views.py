@@ -101,9 +101,11 @@ class ApiView(APIView):
     def get_job(self, job_id: str) -> Job:
         if not _valid_id(job_id):
             raise services.not_found()
-        job = Job.objects.select_related("space").filter(pk=job_id, space=self.key.space).first()
+        # The space is the key's (already loaded): no join, and its secrets are not decrypted.
+        job = Job.objects.filter(pk=job_id, space=self.key.space).first()
         if job is None:
             raise services.not_found()
+        job.space = self.key.space
         return job
 
     def job_ref(self, job_id: str) -> Job:
