@@ -7,6 +7,7 @@ tests/ops/test_serve_processes.py covers several processes behind one port.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import json
 import os
@@ -202,7 +203,10 @@ def test_a_stream_is_closed_with_going_away_and_its_token_is_not_logged(web):
                 return first["type"], closed.rcvd.code if closed.rcvd else None
         return first["type"], None
 
-    first_type, code = asyncio.run(stream())
+    # On a thread of its own: the session's browser (tests/e2e, Playwright's sync API) keeps
+    # an event loop running on the main thread, where asyncio.run() refuses to start another.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first_type, code = pool.submit(asyncio.run, stream()).result()
 
     assert first_type == "connected"
     assert code == 1001
