@@ -94,6 +94,14 @@ def _build(space: Space, data: dict, now: datetime) -> Job:
 def create_job(space: Space, data: dict) -> tuple[Job, bool]:
     """Create one job; (job, created). A repeat of an idempotency key returns the existing job."""
     key = data.get("idempotency_key")
+    if key is None:
+        # Nothing to look up and nothing that can collide: on PostgreSQL the job and its event
+        # are one statement (one round trip; its own transaction, or the caller's).
+        job = _build(space, data, timezone.now())
+        if _insert_with_event(job):
+            if job.status == Status.PENDING:
+                _notify_pending_on_commit([space.pk])
+            return job, True
     with transaction.atomic():
         if key is not None:
             existing = Job.objects.filter(space=space, idempotency_key=key).first()
@@ -117,6 +125,43 @@ def create_job(space: Space, data: dict) -> tuple[Job, bool]:
         if job.status == Status.PENDING:
             _notify_pending_on_commit([space.pk])
         return job, True
+
+
+def _insert_with_event(job: Job) -> bool:
+    """PostgreSQL: insert JOB and its `created` event as one statement, and publish the event.
+
+    The job's INSERT is the one the ORM would run (Django's insert compiler: defaults,
+    auto_now fields, the callback headers encrypted); the event is inserted from its RETURNING.
+    False elsewhere (nothing written).
+    """
+    from django.db.models.sql import InsertQuery
+
+    if connection.vendor != "postgresql":
+        return False
+
+    fields = [f for f in Job._meta.local_concrete_fields if not f.generated]
+    query = InsertQuery(Job)
+    query.insert_values(fields, [job])
+    ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
+    events_table = connection.ops.quote_name(events.JobEvent._meta.db_table)
+    sql = f"""
+        WITH j AS ({insert_sql} RETURNING id, space_id, status, attempt_number, created_at)
+        INSERT INTO {events_table} (job_id, space_id, type, status, previous_status, data,
+                                    attempt_number, seq, created_at)
+        SELECT id, space_id, 'created', status, NULL, NULL, attempt_number, NULL, created_at
+          FROM j
+        RETURNING id, created_at
+    """  # noqa: S608 - the ORM's own INSERT, table names from model metadata
+    with connection.cursor() as cursor:
+        cursor.execute(sql, insert_params)
+        event_id, created_at = cursor.fetchone()
+    job._state.adding = False
+    job._state.db = connection.alias
+    event = events.build(job, "created", previous_status=None)
+    event.id = event_id
+    event.created_at = created_at
+    events.publish_on_commit([event])
+    return True
 
 
 def create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:

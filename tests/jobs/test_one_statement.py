@@ -1,5 +1,5 @@
-"""On PostgreSQL poll, ack, progress, keepalive and complete run as one statement; they must
-leave exactly what the locking path leaves, refuse what it refuses, and hold under races."""
+"""On PostgreSQL create, poll, ack, progress, keepalive and complete run as one statement; they
+must leave exactly what the ORM's path leaves, refuse what it refuses, and hold under races."""
 
 from __future__ import annotations
 
@@ -34,10 +34,23 @@ FIELDS = [
 
 
 def _run_lifecycle(space, *, keepalive_delivered: bool) -> tuple[dict, list[tuple]]:
-    job, _ = services.create_job(space, {"name": "x", "timeoutSeconds": 60})
-    job = Job.objects.get(pk=job.pk)
-    job.timeout_seconds = 60
-    job.save(update_fields=["timeout_seconds"])
+    job, _ = services.create_job(
+        space,
+        {
+            "name": "x",
+            "timeout_seconds": 60,
+            "payload": {"to": "a@example.com"},
+            "callback_headers": {"X-Token": "secret"},
+            "backoff": {"type": "fixed", "delaySeconds": 2},
+        },
+    )
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.payload, stored.callback_headers, stored.backoff, stored.created_at) == (
+        job.payload,
+        job.callback_headers,
+        job.backoff,
+        job.created_at,
+    )
     (job,) = services.poll_jobs(space)
     if keepalive_delivered:
         services.keepalive_job(job, None, claim_id=job.claim_id)
@@ -46,7 +59,8 @@ def _run_lifecycle(space, *, keepalive_delivered: bool) -> tuple[dict, list[tupl
     services.keepalive_job(job, 30, claim_id=job.claim_id)
     services.keepalive_job(job, None, claim_id=job.claim_id)
     services.complete_job(job, {"ok": [1, 2]}, claim_id=job.claim_id)
-    row = Job.objects.values(*FIELDS).get(pk=job.pk)
+    row = Job.objects.values(*FIELDS, "payload", "backoff", "created_at").get(pk=job.pk)
+    row["callback_headers"] = Job.objects.get(pk=job.pk).callback_headers
     row.pop("claim_id")  # a fresh ULID each run
     evts = list(
         JobEvent.objects.filter(job_id=job.pk)
@@ -64,6 +78,7 @@ def test_one_statement_leaves_what_the_locking_path_leaves(monkeypatch, keepaliv
         fast = _run_lifecycle(space, keepalive_delivered=keepalive_delivered)
         monkeypatch.setattr(services, "_in_one_statement", lambda *a, **k: False)
         monkeypatch.setattr(services, "_poll_postgres", lambda *a, **k: None)
+        monkeypatch.setattr(services, "_insert_with_event", lambda job: False)
         slow = _run_lifecycle(space, keepalive_delivered=keepalive_delivered)
     assert fast == slow
     assert [e[0] for e in fast[1]][-1] == "completed"

@@ -16,11 +16,11 @@ pytestmark = [
 ]
 
 # Round trips per call, BEGIN and COMMIT included (the key cache warm; the numbering and
-# fan-out run on the sequencer thread). Poll, ack, progress, keepalive and complete are one
-# statement each on PostgreSQL (jobs/services.py).
+# fan-out run on the sequencer thread). Create, poll, ack, progress, keepalive and complete
+# are one statement each on PostgreSQL (jobs/services.py).
 BUDGET = {
     "get": 2,  # the job, its latest events
-    "create": 4,  # BEGIN, the job, its event, COMMIT
+    "create": 1,  # the job and its event (without an idempotency key)
     "poll": 1,  # limits probe, claim, events: one statement while no per-name limit applies
     "empty poll": 1,
     "ack": 1,
