@@ -94,20 +94,19 @@ def _build(space: Space, data: dict, now: datetime) -> Job:
 def create_job(space: Space, data: dict) -> tuple[Job, bool]:
     """Create one job; (job, created). A repeat of an idempotency key returns the existing job."""
     key = data.get("idempotency_key")
-    if key is None:
-        # Nothing to look up and nothing that can collide: on PostgreSQL the job and its event
-        # are one statement (one round trip; its own transaction, or the caller's).
-        job = _build(space, data, timezone.now())
-        if _insert_with_event(job):
-            if job.status == Status.PENDING:
-                _notify_pending_on_commit([space.pk])
-            return job, True
+    job = _build(space, data, timezone.now())
+    # Nothing to look up and nothing that can collide without a key: on PostgreSQL the job
+    # and its event are then one statement (one round trip; its own transaction, or the
+    # caller's).
+    if key is None and _insert_with_event(job):
+        if job.status == Status.PENDING:
+            _notify_pending_on_commit([space.pk])
+        return job, True
     with transaction.atomic():
         if key is not None:
             existing = Job.objects.filter(space=space, idempotency_key=key).first()
             if existing is not None:
                 return existing, False
-        job = _build(space, data, timezone.now())
         if key is None:
             job.save(force_insert=True)
             events.record(job, "created", previous_status=None)
@@ -311,7 +310,7 @@ def _poll_postgres(
             SELECT id, space_id, %s, status, 'pending', NULL, attempt_number, NULL, %s FROM upd
             RETURNING id, job_id
         )
-        SELECT (SELECT yes FROM limited), ev.id, upd.*
+        SELECT (SELECT yes FROM limited) AS limited, ev.id AS event_id, upd.*
           FROM (SELECT 1) AS one LEFT JOIN (upd JOIN ev ON ev.job_id = upd.id) ON TRUE
     """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
     params: list[Any] = [space.pk]
@@ -324,20 +323,16 @@ def _poll_postgres(
     if ack:
         params.append(now)
     params += [event_type, now]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if rows[0][0]:
+    # Always one row at least (the outer join), which says whether limits apply.
+    rows = list(Job.objects.raw(sql, params))
+    if rows[0].limited:
         return None
-    jobs, built = [], []
-    for row in rows:
-        if row[1] is None:
-            continue  # nothing pending: the one row of the outer join
-        job = _job_from_row(row[2:])
+    jobs = [job for job in rows if job.event_id is not None]
+    built = []
+    for job in jobs:
         event = events.build(job, event_type, previous_status=Status.PENDING)
-        event.id = row[1]
+        event.id = job.event_id
         event.created_at = now
-        jobs.append(job)
         built.append(event)
     if built:
         events.publish_on_commit(built)
@@ -356,16 +351,6 @@ _RETURNED_COLUMNS = ", ".join(f"j.{f.column}" for f in _RETURNED_FIELDS)
 _TRANSITION_COLUMNS = ", ".join(
     f"j.{f.column}" for f in _RETURNED_FIELDS if f.name not in _UNCHANGED_BY_TRANSITIONS
 )
-
-
-def _job_from_row(values) -> Job:
-    """A Job from the values of _RETURNED_COLUMNS, converted as the ORM converts them."""
-    converted = []
-    for field, value in zip(_RETURNED_FIELDS, values, strict=True):
-        for converter in field.get_db_converters(connection):
-            value = converter(value, None, connection)
-        converted.append(value)
-    return Job.from_db(connection.alias, [f.attname for f in _RETURNED_FIELDS], converted)
 
 
 def _claim_portable(
@@ -585,11 +570,9 @@ def _refresh(target: Job, source: Job) -> None:
 # between, makes the transition itself.
 
 
-def _jsonb(value: Any):
-    from psycopg.types.json import Jsonb
-
-    # A None goes in as SQL NULL, as the ORM stores it in these nullable JSON columns.
-    return None if value is None else Jsonb(value)
+def _json_param(model, field: str, value: Any):
+    """VALUE as the ORM would write it to a JSON column (None as SQL NULL)."""
+    return model._meta.get_field(field).get_db_prep_save(value, connection)
 
 
 def _in_one_statement(
@@ -713,10 +696,10 @@ def report_progress(
         now,
         sets="""progress = %s,
                 execution_deadline = %s + make_interval(secs => j.timeout_seconds)""",
-        set_params=[_jsonb(data | {"updatedAt": now.isoformat()}), now],
+        set_params=[_json_param(Job, "progress", data | {"updatedAt": now.isoformat()}), now],
         event_type="progress",
         event_data="%s",
-        event_params=[_jsonb(data)],
+        event_params=[_json_param(events.JobEvent, "data", data)],
         moves_status=False,
     ):
         return job
@@ -874,10 +857,10 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
         sets="""status = 'completed', result = %s, completed_at = %s,
                 started_at = COALESCE(j.started_at, %s),
                 delivery_deadline = NULL, execution_deadline = NULL""",
-        set_params=[_jsonb(result), now, now],
+        set_params=[_json_param(Job, "result", result), now, now],
         event_type="completed",
         event_data="%s",
-        event_params=[_jsonb({"result": result})],
+        event_params=[_json_param(events.JobEvent, "data", {"result": result})],
         moves_status=True,
     ):
         return job

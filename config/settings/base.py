@@ -138,10 +138,10 @@ else:
     if env_bool("DB_POOL", default=True):
         # Under ASGI every request runs on a thread of its own, so Django's persistent
         # connections (CONN_MAX_AGE) would open a new PostgreSQL connection per request. A
-        # psycopg pool per process hands connections from one request to the next instead; each
-        # is checked on checkout (CONN_HEALTH_CHECKS), so a restarted server costs no failed
-        # request beyond the ones made while it was down. The backend (lib/postgres) checks
-        # only connections idle for over a second: not a round trip more on every request.
+        # psycopg pool per process hands connections from one request to the next instead.
+        # With CONN_HEALTH_CHECKS a connection is checked on checkout, so a restarted server
+        # costs no failed request beyond the ones made while it was down; the backend
+        # (lib/postgres) checks only those idle for over a second, not one on every request.
         DATABASES["default"]["ENGINE"] = "lib.postgres"
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
