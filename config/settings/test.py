@@ -26,7 +26,8 @@ STORAGES = {
 # On the embedded default the test database is a file, not the in-memory database Django would
 # make: every thread then opens a connection of its own (as in production), instead of a
 # live_server request thread sharing, and interleaving transactions on, the test's connection.
-SQLITE_TEST_PATH = VAR_DIR / "test.sqlite3"
+# Parallel runs in one checkout keep their files apart with TEST_DB_SUFFIX, as on PostgreSQL.
+SQLITE_TEST_PATH = VAR_DIR / f"test{env.str('TEST_DB_SUFFIX', default='')}.sqlite3"  # noqa: F405
 if not IS_POSTGRES:  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(SQLITE_TEST_PATH)}  # noqa: F405
 
