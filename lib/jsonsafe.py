@@ -1,0 +1,167 @@
+"""JSON that every layer below can carry: the one check for values that arrive from outside.
+
+Every JSON document a client sends (API bodies, NDJSON log lines, WebSocket messages, the JSON
+fields of dashboard forms and the admin) goes through `loads` or `check`. A value passes when
+PostgreSQL and SQLite can store it and every reader can give it back unchanged:
+
+- no lone surrogate (U+D800..U+DFFF) in any string or key: UTF-8 cannot encode one, so it
+  cannot be written to the database or a response;
+- no NUL (U+0000) in any string or key: PostgreSQL refuses it in text and jsonb;
+- no NaN or ±Infinity, and no number that only parses to one (1e400): JSON cannot represent
+  them, so they could be stored but never read back as JSON;
+- integers of at most `MAX_INT_DIGITS` digits, and no deeper than `MAX_DEPTH` levels of arrays
+  and objects (deeper documents raise RecursionError in the encoders).
+
+`problem(value)` says what is wrong in words, with the path to it, or returns None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 100
+
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+class UnsafeJSON(ValueError):
+    """The document is not JSON, or holds a value the service cannot store or read back."""
+
+
+def _refuse_constant(name: str):
+    raise UnsafeJSON(f"{name} is not a JSON number")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise UnsafeJSON(f"integer longer than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnsafeJSON(f"number out of range: {text[:40]}")
+    return value
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse a JSON document and check it; raises UnsafeJSON with a message for the client."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsafeJSON(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        value = json.loads(
+            data, parse_constant=_refuse_constant, parse_int=_int, parse_float=_float
+        )
+    except UnsafeJSON:
+        raise
+    except RecursionError as exc:
+        raise UnsafeJSON(f"nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise UnsafeJSON(str(exc)) from exc
+    found = problem(value)
+    if found:
+        raise UnsafeJSON(found)
+    return value
+
+
+def _string_problem(text: str) -> str | None:
+    match = _BAD_CHAR.search(text)
+    if match is None:
+        return None
+    char = match.group()
+    if char == "\x00":
+        return "NUL characters (\\u0000) are not supported"
+    return f"lone surrogate \\u{ord(char):04x} is not valid Unicode"
+
+
+def _where(path: list) -> str:
+    return "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """What makes `value` unsafe to store and read back, with where it is; None when it is safe.
+
+    Walks iteratively, so a document of any depth is judged without recursion."""
+    stack: list[tuple[Any, list, int]] = [(value, [], 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            found = _string_problem(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, float):
+            found = None if math.isfinite(item) else f"{item} is not a JSON number"
+        elif isinstance(item, int):
+            found = (
+                f"integer longer than {MAX_INT_DIGITS} digits"
+                if abs(item) >= 10**MAX_INT_DIGITS
+                else None
+            )
+        elif isinstance(item, dict | list | tuple):
+            if depth >= max_depth:
+                found = f"nested deeper than {max_depth} levels"
+            else:
+                found = None
+                if isinstance(item, dict):
+                    for key, child in item.items():
+                        if isinstance(key, str):
+                            key_problem = _string_problem(key)
+                            if key_problem:
+                                return f"{key_problem} (in a key at {_where(path) or 'the top'})"
+                        stack.append((child, [*path, key], depth + 1))
+                else:
+                    for index, child in enumerate(item):
+                        stack.append((child, [*path, index], depth + 1))
+        else:
+            continue
+        if found:
+            return f"{found} (at {_where(path)})" if path else found
+    return None
+
+
+def clean_text(text: str) -> str:
+    """`text` with what cannot be stored replaced: NUL dropped, lone surrogates as U+FFFD.
+
+    For repairing values already stored and for output that must not fail (logs, pages)."""
+    return _BAD_CHAR.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
+def repaired(value: Any) -> Any:
+    """A copy of `value` that passes `problem`: strings cleaned, NaN and ±Infinity as null,
+    integers too long for MAX_INT_DIGITS as strings, anything nested deeper than MAX_DEPTH as
+    its JSON text cut to 1,000 characters. Returns the same object when nothing needed repair."""
+    if problem(value) is None:
+        return value
+    return _repair(value, 0)
+
+
+def _repair(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value if abs(value) < 10**MAX_INT_DIGITS else str(value)
+    if isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            try:
+                return clean_text(json.dumps(value))[:1000]
+            except (RecursionError, ValueError):
+                return None
+        if isinstance(value, dict):
+            return {
+                (clean_text(k) if isinstance(k, str) else k): _repair(v, depth + 1)
+                for k, v in value.items()
+            }
+        return [_repair(v, depth + 1) for v in value]
+    return value
