@@ -107,7 +107,7 @@ def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
             )
         elif isinstance(item, dict | list | tuple):
             if depth >= max_depth:
-                found = f"nested deeper than {max_depth} levels"
+                return f"nested deeper than {max_depth} levels"
             else:
                 found = None
                 if isinstance(item, dict):
