@@ -51,8 +51,42 @@ def replay_limit() -> int:
     return int(getattr(settings, "STREAM_REPLAY_LIMIT", 10_000))
 
 
-# What a progress-only viewer sees (SPEC: only progress and completed, completed without data).
+# What a progress-only viewer sees (docs/streams.md, "Job stream"): only progress and completed
+# events, completed without data, and of each only these fields. Nothing that names the job, its
+# space or its attempts, and no seq (which would tell how busy the space is).
 PUBLIC_EVENT_TYPES = frozenset({"progress", "completed"})
+PUBLIC_EVENT_FIELDS = ("type", "jobId", "status", "data", "timestamp")
+# What a progress report holds (jobs.services.report_progress); init's progress adds updatedAt.
+PUBLIC_PROGRESS_FIELDS = ("percent", "message", "subProgress")
+
+
+def _only(value: Any, fields: tuple[str, ...]) -> Any:
+    """VALUE's FIELDS when it is an object; None otherwise."""
+    if not isinstance(value, dict):
+        return None
+    return {name: value[name] for name in fields if name in value}
+
+
+def public_init(job: Job) -> dict[str, Any]:
+    """The first message of a progress-only viewer."""
+    return {
+        "type": "init",
+        "jobId": job.pk,
+        "status": job.status,
+        "progress": _only(job.progress, (*PUBLIC_PROGRESS_FIELDS, "updatedAt")),
+    }
+
+
+def public_event(envelope: dict) -> dict[str, Any] | None:
+    """The progress-only view of an event envelope, or None when that viewer gets nothing."""
+    kind = envelope["type"]
+    if kind not in PUBLIC_EVENT_TYPES:
+        return None
+    view = {name: envelope.get(name) for name in PUBLIC_EVENT_FIELDS}
+    view["data"] = (
+        _only(envelope.get("data"), PUBLIC_PROGRESS_FIELDS) if kind == "progress" else None
+    )
+    return view
 
 
 def recheck_seconds() -> float:
@@ -473,19 +507,19 @@ class JobStreamConsumer(StreamConsumer):
         await self.accept()
         # After joining: whatever is numbered from now on arrives live.
         job, self.last_seq = await self.read_job()
-        init: dict[str, Any] = {
-            "type": "init",
-            "jobId": job.pk,
-            "status": job.status,
-            "progress": job.progress,
-        }
         if self.full:
-            init.update(
-                jobName=job.name,
-                spaceId=self.space_public_id,
-                attemptNumber=job.attempt_number,
-                seq=self.last_seq,
-            )
+            init: dict[str, Any] = {
+                "type": "init",
+                "jobId": job.pk,
+                "status": job.status,
+                "progress": job.progress,
+                "jobName": job.name,
+                "spaceId": self.space_public_id,
+                "attemptNumber": job.attempt_number,
+                "seq": self.last_seq,
+            }
+        else:
+            init = public_init(job)
         await self.send_json(init)
         await self.started()
 
@@ -523,10 +557,10 @@ class JobStreamConsumer(StreamConsumer):
     async def emit(self, envelope: dict) -> None:
         if self.full:
             await self.send_json(envelope)
-        elif envelope["type"] in PUBLIC_EVENT_TYPES:
-            if envelope["type"] == "completed":
-                envelope = {**envelope, "data": None}
-            await self.send_json(envelope)
+            return
+        view = public_event(envelope)
+        if view is not None:
+            await self.send_json(view)
 
     async def catch_up(self) -> None:
         await self.emit_from_db(await self.read_after(self.last_seq))

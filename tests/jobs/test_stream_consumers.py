@@ -157,31 +157,138 @@ async def test_a_read_key_gets_every_event_of_the_job_with_data(application, spa
     await socket.close()
 
 
-@pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "progress-key"])
-async def test_progress_viewers_get_init_then_only_progress_and_completed(
-    application, space, with_token
+# What a progress-only viewer may receive, field for field (docs/streams.md, "Job stream").
+PUBLIC_INIT_KEYS = {"type", "jobId", "status", "progress"}
+PUBLIC_EVENT_KEYS = {"type", "jobId", "status", "data", "timestamp"}
+
+
+@database_sync_to_async
+def anonymous_credentials(cast, viewer: str) -> tuple[str | None, list]:
+    """(token, headers) of each way to open the progress view of a job of cast.space."""
+    if viewer == "no-token":
+        return None, []
+    if viewer == "progress-key":
+        return issue_key(cast.space, [scopes.READ_PROGRESS]), []
+    if viewer == "public-progress-key":
+        return cast.space.public_progress_key, []
+    if viewer == "outsider-session":
+        return None, session_headers(cast.charlie)
+    if viewer == "member-foreign-origin":
+        return None, session_headers(cast.bob, origin=(b"origin", b"https://evil.example"))
+    raise AssertionError(viewer)
+
+
+VIEWERS = [
+    "no-token",
+    "progress-key",
+    "public-progress-key",
+    "outsider-session",
+    "member-foreign-origin",
+]
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+async def test_progress_viewers_get_exactly_the_documented_fields(application, cast, viewer):
+    job = await create(cast.space)
+    token, headers = await anonymous_credentials(cast, viewer)
+    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}", token, headers)
+
+    init = await socket.receive()
+    assert set(init) == PUBLIC_INIT_KEYS
+    assert init == {"type": "init", "jobId": job.pk, "status": "pending", "progress": None}
+
+    await run_to_completion(cast.space)
+    progress = await socket.receive()
+    completed = await socket.receive()
+    assert set(progress) == PUBLIC_EVENT_KEYS
+    assert set(completed) == PUBLIC_EVENT_KEYS
+    assert progress == {
+        "type": "progress",
+        "jobId": job.pk,
+        "status": "running",
+        "data": {"percent": 40, "message": "resizing", "subProgress": {"thumbs": {"percent": 80}}},
+        "timestamp": progress["timestamp"],
+    }
+    assert completed == {
+        "type": "completed",
+        "jobId": job.pk,
+        "status": "completed",
+        "data": None,
+        "timestamp": completed["timestamp"],
+    }
+    assert progress["timestamp"].endswith("Z") and completed["timestamp"].endswith("Z")
+    # delivered, started, checkpoint and the custom event never reach this viewer
+    assert await socket.silent()
+    await socket.close()
+
+
+async def test_the_progress_view_of_init_holds_only_the_documented_progress_fields(
+    application, space
 ):
     job = await create(space)
-    token = await key_for(space, [scopes.READ_PROGRESS]) if with_token else None
-    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}", token)
 
-    assert await socket.receive() == {
-        "type": "init",
-        "jobId": job.pk,
-        "status": "pending",
-        "progress": None,
-    }
+    @database_sync_to_async
+    def halfway():
+        (polled,) = services.poll_jobs(space)
+        services.ack_job(polled)
+        services.report_progress(polled, 50, "half way", {"a": {"percent": 10}})
+
+    await halfway()
+    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
+    init = await socket.receive()
+    assert set(init) == PUBLIC_INIT_KEYS
+    assert set(init["progress"]) == {"percent", "message", "subProgress", "updatedAt"}
+    assert init["progress"]["subProgress"] == {"a": {"percent": 10}}
+    await socket.close()
+
+
+async def test_events_read_from_the_database_get_the_same_progress_view(
+    application, space, monkeypatch, settings
+):
+    """Events a failed fan-out dropped are read back from the database (the catch-up) and pass
+    through the same filter as live ones."""
+    settings.STREAM_RECHECK_SECONDS = 0.05
+    job = await create(space)
+    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
+    assert set(await socket.receive()) == PUBLIC_INIT_KEYS
+    monkeypatch.setattr(streams, "fan_out", lambda messages: False)
+
     await run_to_completion(space)
     progress = await socket.receive()
     completed = await socket.receive()
-    assert (progress["type"], progress["data"]["percent"]) == ("progress", 40)
-    assert (completed["type"], completed["status"], completed["data"]) == (
+    assert (progress["type"], set(progress)) == ("progress", PUBLIC_EVENT_KEYS)
+    assert (completed["type"], set(completed), completed["data"]) == (
         "completed",
-        "completed",
+        PUBLIC_EVENT_KEYS,
         None,
     )
-    assert await socket.silent()
     await socket.close()
+
+
+async def test_the_progress_view_of_an_envelope_is_field_for_field():
+    envelope = {
+        "type": "progress",
+        "jobId": "j",
+        "jobName": "secret.name",
+        "spaceId": "s",
+        "status": "running",
+        "attemptNumber": 2,
+        "data": {"percent": 1, "message": "m", "extra": "not documented"},
+        "seq": 9,
+        "timestamp": "t",
+    }
+    assert consumers.public_event(envelope) == {
+        "type": "progress",
+        "jobId": "j",
+        "status": "running",
+        "data": {"percent": 1, "message": "m"},
+        "timestamp": "t",
+    }
+    assert (
+        consumers.public_event({**envelope, "type": "completed", "data": {"r": 1}})["data"] is None
+    )
+    for other in ("created", "delivered", "started", "logs", "dead", "killed", "cache.warm"):
+        assert consumers.public_event({**envelope, "type": other}) is None
 
 
 async def test_init_carries_the_latest_progress(application, space):
