@@ -6,6 +6,7 @@ from django.utils import timezone
 from ulid import ULID
 
 from lib.fields import EncryptedJSONField
+from lib.jsonsafe import SafeJSONField
 from spaces.models import Space
 
 
@@ -30,7 +31,7 @@ class Job(models.Model):
     id = models.CharField(primary_key=True, max_length=26, default=new_job_id, editable=False)
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=200)
-    payload = models.JSONField(null=True, blank=True)
+    payload = SafeJSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     priority = models.IntegerField(default=0)
 
@@ -50,9 +51,9 @@ class Job(models.Model):
     callback_url = models.CharField(max_length=2000, blank=True, default="")
     callback_headers = EncryptedJSONField(default=dict, blank=True)  # values are secrets
 
-    result = models.JSONField(null=True, blank=True)
+    result = SafeJSONField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
-    progress = models.JSONField(null=True, blank=True)
+    progress = SafeJSONField(null=True, blank=True)
 
     claim_id = models.CharField(max_length=26, null=True, blank=True)
     delivery_deadline = models.DateTimeField(null=True, blank=True)
@@ -153,7 +154,7 @@ class JobEvent(models.Model):
     previous_status = models.CharField(
         max_length=10, choices=Job.Status.choices, null=True, blank=True
     )
-    data = models.JSONField(null=True, blank=True)
+    data = SafeJSONField(null=True, blank=True)
     attempt_number = models.PositiveSmallIntegerField(default=1)
     # Per-space stream sequence, assigned in commit order (see jobs/events.py).
     seq = models.BigIntegerField(null=True, blank=True)
@@ -186,7 +187,7 @@ class JobLog(models.Model):
     level = models.CharField(max_length=5, choices=Level.choices, default=Level.INFO)
     message = models.TextField()
     timestamp = models.DateTimeField()
-    attributes = models.JSONField(default=dict, blank=True)
+    attributes = SafeJSONField(default=dict, blank=True)
     attempt_number = models.PositiveSmallIntegerField(default=1)
 
     class Meta:

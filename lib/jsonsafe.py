@@ -22,6 +22,11 @@ import math
 import re
 from typing import Any
 
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.forms.fields import InvalidJSONInput, JSONString
+
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
 
@@ -165,3 +170,84 @@ def _repair(value: Any, depth: int) -> Any:
             }
         return [_repair(v, depth + 1) for v in value]
     return value
+
+
+# What a stored JSON text holds when a value in it may need repair: only SQLite can store these
+# (PostgreSQL's jsonb refuses lone surrogates, NUL and NaN), from before the checks above existed.
+_SUSPECT = re.compile(r"\\u(?:[dD][89abcdefABCDEF]|0000)|NaN|Infinity")
+
+
+class SafeJSONFormField(forms.JSONField):
+    """The JSON field of a dashboard or admin form, checked like an API body."""
+
+    def to_python(self, value):
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, list | dict | int | float | JSONString):
+            return value
+        try:
+            converted = loads(value)
+        except UnsafeJSON as exc:
+            raise ValidationError(f"Enter valid JSON: {exc}", code="invalid") from exc
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data, initial):
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return loads(data)
+        except UnsafeJSON:
+            return InvalidJSONInput(data)
+
+
+class SafeJSONField(models.JSONField):
+    """A JSONField whose reads never hand on what JSON cannot carry.
+
+    A row stored before input was checked (SQLite only: a lone surrogate, NUL or NaN in the JSON
+    text) reads back repaired (`repaired`), so one bad row cannot break every page and API answer
+    that shows it; the data migration jobs/0005 repairs such rows for good. Its form field (the
+    admin's) checks input with `loads`."""
+
+    def from_db_value(self, value, expression, connection):
+        result = super().from_db_value(value, expression, connection)
+        if isinstance(value, str) and _SUSPECT.search(value):
+            return repaired(result)
+        return result
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": SafeJSONFormField, **kwargs})
+
+
+def repair_stored(connection, table: str, column: str, pk: str = "id") -> int:
+    """Rewrite the rows of TABLE whose JSON COLUMN holds what `problem` refuses; returns how many.
+
+    For data migrations. Only SQLite can hold such rows; elsewhere this does nothing."""
+    if connection.vendor != "sqlite":
+        return 0
+    # Identifiers come from the migrations' own constants, quoted; values are parameters.
+    quote = connection.ops.quote_name
+    select = (
+        f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)} "  # noqa: S608
+        f"WHERE {quote(column)} LIKE %s OR {quote(column)} LIKE %s OR {quote(column)} LIKE %s"
+    )
+    update = f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote(pk)} = %s"  # noqa: S608
+    fixed_rows = 0
+    with connection.cursor() as cursor:
+        cursor.execute(select, ["%\\u%", "%NaN%", "%Infinity%"])
+        for key, text in cursor.fetchall():
+            if not isinstance(text, str) or not _SUSPECT.search(text):
+                continue
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):
+                continue
+            fixed = repaired(value)
+            if fixed is value:
+                continue
+            cursor.execute(update, [json.dumps(fixed), key])
+            fixed_rows += 1
+    return fixed_rows

@@ -6,10 +6,10 @@ sixth (seconds) field, which would let one schedule flood a space with a job per
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 ALIASES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -23,6 +23,11 @@ def validate_expression(expr: str) -> str | None:
         return "Use five fields (minute hour day month weekday) or an alias such as @daily"
     if not croniter.is_valid(expr):
         return "Not a valid cron expression"
+    try:
+        croniter(expr, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        # Parses, but names a date that never comes (`0 0 30 2 *`, `0 0 31 4 *`).
+        return "This expression never fires (no such date)"
     return None
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from lib.jsonsafe import SafeJSONField
 from spaces.models import Space
 
 
@@ -21,7 +22,7 @@ class Schedule(models.Model):
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.ALLOW)
 
     # The template of every job this schedule creates (API field names, as for POST .../jobs).
-    job_template = models.JSONField(default=dict)
+    job_template = SafeJSONField(default=dict)
 
     # The next tick to fire. Schedulers advance it with a compare-and-swap, so a tick fires once.
     next_run_at = models.DateTimeField(null=True, blank=True)

@@ -8,7 +8,6 @@ changes nothing). Decompressed gzip is capped the same way (no zip bombs).
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 
 from django.conf import settings
@@ -16,6 +15,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from config.exceptions import ApiError
+from lib import jsonsafe
 
 
 def too_large(limit: int) -> ApiError:
@@ -48,29 +48,13 @@ def _decode(raw: bytes, encoding: str) -> bytes:
         raise ParseError("Malformed gzip body") from exc
 
 
-def _has_nul(value, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v, depth + 1) for v in value)
-    return False
-
-
 def _loads(text: bytes, where: str = ""):
+    # One check for every JSON body (lib/jsonsafe): surrogates, NUL, NaN and ±Infinity, long
+    # integers and deep nesting are refused here, before any view or serializer sees them.
     try:
-        value = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return jsonsafe.loads(text)
+    except jsonsafe.UnsafeJSON as exc:
         raise ParseError(f"Malformed JSON{where}: {exc}") from exc
-    # PostgreSQL cannot store NUL in text or jsonb: refused here, for every backend alike.
-    try:
-        has_nul = _has_nul(value)
-    except RecursionError as exc:
-        raise ParseError(f"JSON nested too deeply{where}") from exc
-    if has_nul:
-        raise ParseError(f"NUL characters (\\u0000) are not supported{where}")
-    return value
 
 
 def _parse_json(text: bytes):

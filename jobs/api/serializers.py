@@ -19,6 +19,13 @@ from lib.outbound import validate_outbound_url
 MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_ERROR_CHARS = 10_000
 
+# Timestamps a client sends are kept only in this range (docs/api.md). The databases store more,
+# but an instant in year 1 or 9999 with an offset cannot be read back in every time zone, and
+# no job runs or logs before 1970.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+RANGE_ERROR = "must be from 1970-01-01T00:00:00Z up to (not including) 9999-01-01T00:00:00Z"
+
 
 def iso(value: datetime | None) -> str | None:
     if value is None:
@@ -38,6 +45,35 @@ def realtime_url(job_id: str) -> str:
 @extend_schema_field(OpenApiTypes.ANY)
 class AnyJSONField(serializers.JSONField):
     pass
+
+
+def in_range(value: datetime) -> bool:
+    try:
+        return EARLIEST <= value < LATEST
+    except OverflowError:  # an offset that moves the instant past year 1 or 9999
+        return False
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A timestamp in the accepted range (EARLIEST up to LATEST)."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            from django.utils.dateparse import parse_datetime
+
+            try:
+                parsed = parse_datetime(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None and not in_range(parsed):
+                raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}")
+        try:
+            result = super().to_internal_value(value)
+        except OverflowError as exc:
+            raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}") from exc
+        if not in_range(result):
+            raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}")
+        return result
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -111,7 +147,7 @@ class JobCreateSerializer(serializers.Serializer):
     timeoutSeconds = StrictIntegerField(  # noqa: N815
         source="timeout_seconds", required=False, default=300, min_value=1, max_value=86400
     )
-    scheduledFor = serializers.DateTimeField(  # noqa: N815
+    scheduledFor = BoundedDateTimeField(  # noqa: N815
         source="scheduled_for", required=False, allow_null=True, default=None
     )
     backoff = BackoffSerializer(required=False, allow_null=True, default=None)
@@ -493,7 +529,7 @@ def parse_log_lines(items: Any) -> tuple[list[dict], dict]:
             problems.append("message must be a non-empty string")
         timestamp = _parse_timestamp(item.get("timestamp"), now)
         if timestamp is None:
-            problems.append("timestamp must be ISO 8601 or epoch milliseconds")
+            problems.append(f"timestamp must be ISO 8601 or epoch milliseconds, and {RANGE_ERROR}")
         if problems:
             errors[str(index)] = problems
             continue
@@ -514,7 +550,8 @@ def _parse_timestamp(value: Any, now: datetime) -> datetime | None:
     if isinstance(value, int | float):
         try:
             # Numbers are epoch milliseconds (JavaScript's Date.now()).
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
+            parsed = datetime.fromtimestamp(value / 1000, tz=UTC)
+            return parsed if in_range(parsed) else None
         except (OverflowError, OSError, ValueError):
             return None
     if isinstance(value, str):
@@ -526,7 +563,7 @@ def _parse_timestamp(value: Any, now: datetime) -> datetime | None:
             return None
         if timezone.is_naive(parsed):
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed
+        return parsed if in_range(parsed) else None
     return None
 
 
