@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.db.models import Q
 
+from lib import jsonsafe
 from lib.http_headers import validate_headers
 from orgs.models import Membership, Organization
 from spaces import scopes
@@ -303,33 +304,32 @@ class ScheduleForm(forms.Form):
         if not text:
             return None
         try:
-            return json.loads(text)
-        except ValueError as exc:
+            return jsonsafe.loads(text)
+        except jsonsafe.UnsafeJSON as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
 
     def clean(self):
+        # Every field error at once: the API's rules run on the fields that passed the form's
+        # own, and report nothing more for a field that already has an error.
         data = super().clean()
-        if self.errors:
-            return data
         from schedules.api.serializers import ScheduleWriteSerializer
 
         # Keys the form does not show (backoff, callbacks) survive an edit unchanged.
         job = dict(self.instance.job_template or {}) if self.instance is not None else {}
         for field, key in SCHEDULE_JOB_FIELDS.items():
-            job[key] = data[field]
-        if job["payload"] is None:
-            del job["payload"]
-        body = {
-            "name": data["name"],
-            "cron": data["cron"],
-            "timezone": data["timezone"].strip(),
-            "enabled": data["enabled"],
-            "overlap": data["overlap"],
-            "job": job,
-        }
+            if field in data:
+                job[key] = data[field]
+        if job.get("payload") is None:
+            job.pop("payload", None)
+        body = {key: data[key] for key in ("name", "cron", "enabled", "overlap") if key in data}
+        if "timezone" in data:
+            body["timezone"] = data["timezone"].strip()
+        body["job"] = job
         serializer = ScheduleWriteSerializer(data=body)
         if not serializer.is_valid():
             self._add_api_errors(serializer.errors)
+            return data
+        if self.errors:
             return data
         data["values"] = dict(serializer.validated_data)
         taken = self.space.schedules.filter(name=data["values"]["name"])
@@ -345,11 +345,14 @@ class ScheduleForm(forms.Form):
             if key == "job" and isinstance(problems, dict):
                 for job_key, job_problems in problems.items():
                     field = by_key.get(job_key)
+                    if field in self.errors:
+                        continue
                     if field is None:
                         job_problems = [f"{job_key}: {p}" for p in _flat(job_problems)]
                     self.add_error(field, _flat(job_problems))
             elif key in self.fields:
-                self.add_error(key, _flat(problems))
+                if key not in self.errors:
+                    self.add_error(key, _flat(problems))
             else:
                 self.add_error(None, _flat(problems))
 

@@ -105,6 +105,46 @@ def test_bad_input_shows_a_form_error_and_creates_nothing(client, cast, field, v
     assert not Schedule.objects.filter(space=cast.space).exists()
 
 
+def test_every_field_error_shows_at_once(client, cast):
+    client.force_login(cast.alice)
+    response = client.post(
+        _list_url(cast.space),
+        _form(
+            name="has space",
+            cron="0 0 30 2 *",
+            timezone="Mars/Olympus",
+            payload='{"v": NaN}',
+            max_retries="99",
+        ),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) == {"name", "cron", "timezone", "payload", "max_retries"}
+    assert "never fires" in errors["cron"][0]
+    assert "NaN" in errors["payload"][0]
+    assert not Schedule.objects.filter(space=cast.space).exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"v": "x\\udfffy"}',
+        '{"\\ud800": 1}',
+        '{"v": "a\\u0000"}',
+        "[Infinity]",
+        "[" * 100 + "]" * 100,
+    ],
+)
+def test_a_payload_json_cannot_carry_is_a_form_error(client, cast, payload):
+    client.force_login(cast.alice)
+    response = client.post(_list_url(cast.space), _form(payload=payload))
+
+    assert response.status_code == 200
+    assert "Not valid JSON" in str(response.context["form"].errors["payload"])
+    assert not Schedule.objects.filter(space=cast.space).exists()
+
+
 def test_a_taken_name_is_a_form_error(client, cast, schedule):
     client.force_login(cast.alice)
     response = client.post(_list_url(cast.space), _form(name=schedule.name))
