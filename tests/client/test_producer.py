@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from jobyard import Client, Worker, errors
+from tests import threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,13 +89,13 @@ def test_it_lists_with_filters_and_pages_through_everything(client):
 def test_wait_returns_the_finished_job(client, use_stream):
     job_id = client.create("double", {"n": 21})["id"]
     worker = Worker(lambda job: job.payload["n"] * 2, client=client, wait_seconds=1)
-    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
-    thread.start()
+    thread = threads.spawn(worker.run, install_signal_handlers=False)
     try:
         final = client.wait(job_id, timeout=60, use_stream=use_stream, poll_interval=0.2)
     finally:
         worker.stop()
-        thread.join(timeout=30)
+        thread.join(30)
+    thread.result(0)
 
     assert final["status"] == "completed"
     assert final["result"] == 42

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -19,6 +18,7 @@ import pytest
 import requests
 
 from jobyard import InvalidSignature, PushApp, Worker, receive_push, sign, verify_signature
+from tests import threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,7 +151,7 @@ def test_the_server_wakes_a_push_receiver_which_runs_the_job(client, creds, serv
             pass
 
     httpd = make_server("127.0.0.1", 0, app, Server, Quiet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    serving = threads.spawn(httpd.serve_forever, close_db=False)
     receiver = f"http://127.0.0.1:{httpd.server_port}/"
     server.shell(
         "from spaces.models import Space;"
@@ -164,6 +164,7 @@ def test_the_server_wakes_a_push_receiver_which_runs_the_job(client, creds, serv
     finally:
         httpd.shutdown()
         worker.close()
+    serving.result(5)
 
     # then
     assert final["status"] == "completed"

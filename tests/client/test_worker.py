@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jobyard import Worker, errors
 from jobyard.worker import SHUTDOWN_ERROR
+from tests import threads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +32,14 @@ def _until(predicate, timeout: float = 60.0, interval: float = 0.1):
 
 @contextlib.contextmanager
 def running(worker: Worker):
-    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
-    thread.start()
+    thread = threads.spawn(worker.run, install_signal_handlers=False)
     try:
         yield worker
     finally:
         worker.stop()
-        thread.join(timeout=60)
-        assert not thread.is_alive()
+        thread.join(60)
+    # Raises what the runner raised (a runner that died would otherwise look like a quiet one).
+    thread.result(0)
 
 
 def _types(job: dict) -> list[str]:

@@ -11,19 +11,8 @@ from django.db import connection
 from jobs import services, wakeup
 from jobs.api import views
 from jobs.models import Job
+from tests import threads
 from tests.factories import SpaceFactory, issue_key
-
-
-def _in_thread(target, results: list, errors: list):
-    def run():
-        try:
-            results.append(target())
-        except Exception as exc:  # surfaced by the assert on errors
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    return threading.Thread(target=run)
 
 
 @pytest.mark.postgres
@@ -36,7 +25,7 @@ def test_sixteen_pollers_deliver_two_thousand_jobs_exactly_once():
 
     def worker() -> list[str]:
         rng = random.Random()
-        barrier.wait()
+        barrier.wait(30)
         got: list[str] = []
         empty = 0
         while empty < 3:
@@ -48,14 +37,7 @@ def test_sixteen_pollers_deliver_two_thousand_jobs_exactly_once():
                 empty += 1
         return got
 
-    results: list[list[str]] = []
-    errors: list[Exception] = []
-    threads = [_in_thread(worker, results, errors) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = threads.run_together(16, worker)
     delivered = [job_id for got in results for job_id in got]
     assert len(delivered) == 2000
     assert len(set(delivered)) == 2000
@@ -74,18 +56,11 @@ def test_concurrent_creates_with_one_idempotency_key_make_one_job():
     barrier = threading.Barrier(8)
 
     def create():
-        barrier.wait()
+        barrier.wait(30)
         job, created = services.create_job(space, {"name": "pay", "idempotency_key": "order-7"})
         return job.id, created
 
-    results: list[tuple[str, bool]] = []
-    errors: list[Exception] = []
-    threads = [_in_thread(create, results, errors) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = threads.run_together(8, create)
     assert len({job_id for job_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert Job.objects.filter(space=space).count() == 1
@@ -106,13 +81,9 @@ def test_a_long_poll_waits_without_a_connection_and_wakes_on_a_new_job(monkeypat
             in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()
             observed["connection_closed"] = connection.connection is None or in_memory
             # Another request creates a job while this poll waits.
-            results, errors = [], []
-            t = _in_thread(
-                lambda: services.create_job(space, {"name": "late"})[0].id, results, errors
-            )
-            t.start()
-            t.join()
-            observed["created"] = results[0]
+            observed["created"] = threads.spawn(
+                lambda: services.create_job(space, {"name": "late"})[0].id
+            ).result()
         return real_wait(space_id, seen, timeout)
 
     monkeypatch.setattr(views.wakeup, "wait", spy_wait)

@@ -3,16 +3,15 @@ must leave exactly what the ORM's path leaves, refuse what it refuses, and hold 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.db import connections
 
 from jobs import services
 from jobs.models import Job, JobEvent
+from tests import threads
 from tests.factories import SpaceFactory
 
 pytestmark = pytest.mark.postgres
@@ -113,31 +112,23 @@ def test_of_eight_racing_completes_exactly_one_wins():
     services.create_job(space, {"name": "x"})
     (job,) = services.poll_jobs(space)
     barrier = threading.Barrier(8)
-    outcomes: list[str] = []
-    errors: list[Exception] = []
 
-    def complete(n: int) -> None:
+    def complete(n: int) -> tuple[str, int]:
+        barrier.wait(5)
         try:
-            barrier.wait(5)
-            try:
-                services.complete_job(Job(id=job.id, space_id=space.pk), n, claim_id=job.claim_id)
-                outcomes.append("ok")
-            except services.JobError as exc:
-                outcomes.append(exc.code)
-        except Exception as exc:  # failed below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+            services.complete_job(Job(id=job.id, space_id=space.pk), n, claim_id=job.claim_id)
+        except services.JobError as exc:
+            return exc.code, n
+        return "ok", n
 
-    threads = [threading.Thread(target=complete, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert sorted(outcomes) == ["invalid_transition"] * 7 + ["ok"]
+    outcomes = threads.join_all([threads.spawn(complete, n) for n in range(8)])
+    assert sorted(code for code, _ in outcomes) == ["invalid_transition"] * 7 + ["ok"]
+    (winner,) = [n for code, n in outcomes if code == "ok"]
     assert JobEvent.objects.filter(job_id=job.pk, type="completed").count() == 1
-    assert Job.objects.get(pk=job.pk).status == "completed"
+    final = Job.objects.get(pk=job.pk)
+    # The winner's result is the one stored, and the one its event carries.
+    assert (final.status, final.result) == ("completed", winner)
+    assert JobEvent.objects.get(job_id=job.pk, type="completed").data == {"result": winner}
 
 
 def _race_complete_and_kill() -> None:
@@ -145,31 +136,27 @@ def _race_complete_and_kill() -> None:
     services.create_job(space, {"name": "x"})
     (job,) = services.poll_jobs(space)
     barrier = threading.Barrier(2)
-    errors: list[Exception] = []
 
-    def run(action) -> None:
+    def run(action) -> bool:
+        barrier.wait(5)
         try:
-            barrier.wait(5)
-            with contextlib.suppress(services.JobError):
-                action()
-        except Exception as exc:  # failed below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+            action()
+        except services.JobError:
+            return False
+        return True
 
     ref = Job(id=job.id, space_id=space.pk)
-    threads = [
-        threading.Thread(
-            target=run, args=(lambda: services.complete_job(ref, 1, claim_id=job.claim_id),)
-        ),
-        threading.Thread(target=run, args=(lambda: services.kill_job(Job.objects.get(pk=job.pk)),)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    final = Job.objects.get(pk=job.pk).status
+    completed, killed = threads.join_all(
+        [
+            threads.spawn(run, lambda: services.complete_job(ref, 1, claim_id=job.claim_id)),
+            threads.spawn(run, lambda: services.kill_job(Job.objects.get(pk=job.pk))),
+        ]
+    )
+    # Exactly one call succeeded, and it is the one whose outcome is stored.
+    assert (completed, killed) in ((True, False), (False, True))
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.result) == (("completed", 1) if completed else ("killed", None))
+    final = stored.status
     ends = list(
         JobEvent.objects.filter(job_id=job.pk, type__in=["completed", "killed"]).values_list(
             "type", flat=True

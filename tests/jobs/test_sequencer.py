@@ -14,6 +14,7 @@ from jobs import services, streams
 from jobs.models import Job, JobEvent
 from spaces import scopes
 from spaces.models import Space
+from tests import threads
 from tests.factories import SpaceFactory, issue_key
 
 
@@ -64,23 +65,12 @@ def test_an_api_call_returns_before_its_event_is_numbered(api, space, monkeypatc
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_publishers_get_one_contiguous_seq():
     space = SpaceFactory()
-    errors: list[Exception] = []
 
     def producer(n: int) -> None:
-        try:
-            for i in range(n):
-                services.create_job(space, {"name": f"job{i % 3}"})
-        except Exception as exc:  # failed below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for i in range(n):
+            services.create_job(space, {"name": f"job{i % 3}"})
 
-    threads = [threading.Thread(target=producer, args=(25,)) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    threads.run_together(8, producer, 25)
     assert streams.sequencer.flush(timeout=30)
     seqs = _seqs(space)
     assert len(seqs) == 200

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import events, services, streams
 from jobs.models import Job, JobEvent
 from spaces.models import Space
+from tests import threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -193,31 +194,26 @@ def test_seq_follows_commit_order_not_start_order(space):
     start_seq = counts_of(space) and space.event_seq
     inserted = threading.Event()
     release = threading.Event()
-    errors: list[BaseException] = []
 
     def slow_transition() -> None:
-        try:
-            with transaction.atomic():
-                locked = Job.objects.select_for_update().get(pk=slow_job.pk)
-                events.record(locked, "slow-step", {"n": 1})
-                inserted.set()
-                assert release.wait(10)
-        except BaseException as exc:  # surfaced in the main thread
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().get(pk=slow_job.pk)
+            events.record(locked, "slow-step", {"n": 1})
+            inserted.set()
+            assert release.wait(10)
 
     # when: the slow transaction inserts its event first, the fast one commits first
-    thread = threading.Thread(target=slow_transition)
-    thread.start()
-    assert inserted.wait(10)
-    with transaction.atomic():
-        events.record(Job.objects.select_for_update().get(pk=fast_job.pk), "fast-step", {"n": 2})
-    seen_by_client = JobEvent.objects.get(type="fast-step").seq
-    release.set()
-    thread.join(10)
-    assert not errors
+    thread = threads.spawn(slow_transition)
+    try:
+        assert inserted.wait(10)
+        with transaction.atomic():
+            events.record(
+                Job.objects.select_for_update().get(pk=fast_job.pk), "fast-step", {"n": 2}
+            )
+        seen_by_client = JobEvent.objects.get(type="fast-step").seq
+    finally:
+        release.set()
+    thread.result(10)
 
     # then: the slow event was inserted first but numbered after the fast one
     slow_event = JobEvent.objects.get(type="slow-step")
@@ -296,21 +292,19 @@ def test_a_publisher_does_not_queue_behind_a_running_numbering(space):
     release = threading.Event()
 
     def holder() -> None:
-        try:
-            with transaction.atomic():
-                assert streams._try_numbering_lock(space.pk)
-                holding.set()
-                assert release.wait(10)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            assert streams._try_numbering_lock(space.pk)
+            holding.set()
+            assert release.wait(10)
 
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(10)
-    job = new_job(space)  # its publish finds the numbering lock taken and returns at once
-    assert job.events.get().seq is None
-    release.set()
-    thread.join(10)
+    thread = threads.spawn(holder)
+    try:
+        assert holding.wait(10)
+        job = new_job(space)  # its publish finds the numbering lock taken and returns at once
+        assert job.events.get().seq is None
+    finally:
+        release.set()
+    thread.result(10)
 
     # The holder's next round (here: the next publish of the space) takes it, in order.
     new_job(space, "next")

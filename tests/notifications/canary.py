@@ -6,6 +6,8 @@ import contextlib
 import socket
 import threading
 
+from tests import threads
+
 
 class Canary:
     def __init__(self) -> None:
@@ -22,8 +24,7 @@ class Canary:
         sock.settimeout(0.2)
         self.sock = sock
         self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._thread = threads.spawn(self._serve, close_db=False)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -31,13 +32,14 @@ class Canary:
                 conn, peer = self.sock.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                return
             self.hits.append(peer)
             with contextlib.suppress(OSError):
                 conn.close()
 
     def close(self) -> None:
+        """Stop listening; fails the test if the listener died early (it was blind since)."""
         self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+        try:
+            self._thread.result(2)
+        finally:
+            self.sock.close()

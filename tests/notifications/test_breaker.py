@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from notifications import breaker, outbox
 from notifications.models import EndpointBreaker, NotificationDelivery, PendingNotification
+from tests import threads
 from tests.factories import SpaceFactory
 
 FAST = {"connect_timeout": 1, "read_timeout": 0.3, "total_timeout": 0.5, "max_attempts": 5}
@@ -43,13 +44,15 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A server thread that died would look like a hanging endpoint: close() checks it.
+        self._serving = threads.spawn(self.server.serve_forever, close_db=False)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def close(self) -> None:
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+        self._serving.result(5)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from notifications import http
+from tests import threads
 
 
 class TrickleServer:
@@ -18,7 +19,8 @@ class TrickleServer:
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
         self.send_headers = send_headers
-        threading.Thread(target=self._run, daemon=True).start()
+        self.sent = 0
+        self._thread = threads.spawn(self._run, close_db=False)
 
     def _run(self) -> None:
         conn, _ = self.sock.accept()
@@ -27,15 +29,18 @@ class TrickleServer:
         try:
             while not self.stop.is_set():
                 conn.sendall(data[:1] or b"x" if self.send_headers else b"H")
+                self.sent += 1
                 data = data[1:]
                 self.stop.wait(0.1)
         except OSError:
-            pass
+            pass  # the client hung up: what the test wants
         conn.close()
 
     def close(self) -> None:
+        """Stop; fails the test if the server thread raised (it then trickled nothing)."""
         self.stop.set()
         self.sock.close()
+        self._thread.result(5)
 
 
 def test_it_sends_a_fixed_user_agent_and_json(httpserver):
@@ -79,6 +84,7 @@ def test_a_trickling_receiver_is_cut_off_at_the_total_deadline(send_headers):
     finally:
         server.close()
     assert "1 s" in caught.value.message
+    assert server.sent >= 5  # it did trickle, a byte each 0.1 s, until the client gave up
 
 
 def test_a_silent_receiver_hits_the_read_timeout():

@@ -7,13 +7,13 @@ import http.server
 import socket
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
 from notifications import http as client
+from tests import threads
 
 NAME = "hooks.example.test"
 
@@ -67,9 +67,10 @@ def tls_server(tmp_path_factory):
     context.sni_callback = remember_sni
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serving = threads.spawn(server.serve_forever, close_db=False)
     yield server.server_address[1], cert, seen
     server.shutdown()
+    serving.result(5)
 
 
 def to_loopback(host, port):

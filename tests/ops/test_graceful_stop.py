@@ -15,13 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import websockets
+
+from tests import threads
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "graceful-test-token"
@@ -121,28 +122,26 @@ def test_a_request_in_flight_finishes_after_sigterm(web):
     # given: a worker long-polling an empty space
     issued = json.loads(web.manage("issue_token", "--space", "ops", "--json").splitlines()[-1])
     web.start()
-    result: dict = {}
 
-    def long_poll() -> None:
-        result["poll"] = web.request(
+    def long_poll() -> tuple[int, bytes]:
+        return web.request(
             "POST",
             f"/api/v1/spaces/{issued['spaceId']}/jobs/poll",
             body={"waitSeconds": 2},
             headers={"Authorization": f"Bearer {issued['token']}"},
         )
 
-    poller = threading.Thread(target=long_poll)
-    poller.start()
+    poller = threads.spawn(long_poll)
     # The poll and this scrape itself are both in progress.
     web.wait_for(lambda: web.in_progress() >= 2, "the long poll to reach the application")
 
     # when
     web.proc.send_signal(signal.SIGTERM)
-    poller.join(60)
+    answer = poller.result(60)
     code = web.proc.wait(60)
 
     # then: the poll got its full answer and the process exited cleanly
-    assert result["poll"] == (200, b'{"jobs":[]}')
+    assert answer == (200, b'{"jobs":[]}')
     assert code == 0
     log = web.log.read_text()
     assert "stopping: serving for" in log

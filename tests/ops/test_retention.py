@@ -13,6 +13,7 @@ from jobs.models import Job, JobEvent, JobLog
 from jobs.streams import STATUSES
 from notifications.models import NotificationDelivery
 from spaces.models import Space
+from tests import threads
 from tests.factories import JobFactory, SpaceFactory
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -193,23 +194,19 @@ def test_a_job_locked_elsewhere_is_skipped_and_not_counted():
 
     def hold_lock() -> None:
         # A redrive of the dead job, say, holding its row.
-        try:
-            with transaction.atomic():
-                Job.objects.select_for_update().get(pk=busy.pk)
-                locked.set()
-                release.wait(10)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            Job.objects.select_for_update().get(pk=busy.pk)
+            locked.set()
+            assert release.wait(10)
 
-    thread = threading.Thread(target=hold_lock)
-    thread.start()
+    thread = threads.spawn(hold_lock)
     try:
         assert locked.wait(10)
         with time_machine.travel(NOW, tick=False):
             result = retention.prune_expired()
     finally:
         release.set()
-        thread.join()
+    thread.result(30)
 
     assert result["dead"] == 1
     assert remaining(space) == {busy.id}

@@ -15,11 +15,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from tests import threads
 from tests.ops.test_graceful_stop import WebProcess
 
 pytestmark = pytest.mark.redis
@@ -173,29 +173,23 @@ def test_sigterm_to_the_parent_drains_every_child(web):
     issued = json.loads(web.manage("issue_token", "--space", "ops", "--json").splitlines()[-1])
     web.env["WEB_SHUTDOWN_DELAY_SECONDS"] = "3"
     start(web)
-    results: list = []
 
-    def long_poll() -> None:
-        results.append(
-            web.request(
-                "POST",
-                f"/api/v1/spaces/{issued['spaceId']}/jobs/poll",
-                body={"waitSeconds": 5},
-                headers={"Authorization": f"Bearer {issued['token']}"},
-            )
+    def long_poll() -> tuple[int, bytes]:
+        return web.request(
+            "POST",
+            f"/api/v1/spaces/{issued['spaceId']}/jobs/poll",
+            body={"waitSeconds": 5},
+            headers={"Authorization": f"Bearer {issued['token']}"},
         )
 
-    pollers = [threading.Thread(target=long_poll) for _ in range(6)]
-    for poller in pollers:
-        poller.start()
+    pollers = [threads.spawn(long_poll) for _ in range(6)]
     web.wait_for(lambda: web.in_progress() >= 2, "the long polls to reach the application")
 
     web.proc.send_signal(signal.SIGTERM)
     # Each child drains: /readyz fails during the delay, whichever process answers.
     web.wait_for(lambda: web.request("GET", "/readyz")[0] == 503, "readiness to fail")
     draining = [web.request("GET", "/readyz") for _ in range(4)]
-    for poller in pollers:
-        poller.join(60)
+    results = threads.join_all(pollers, 60)
     code = web.proc.wait(60)
 
     assert code == 0

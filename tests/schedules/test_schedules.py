@@ -5,13 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import connection
 
 from jobs import services as job_services
 from jobs.models import Job
 from schedules import cron, services
 from schedules.models import Schedule
 from spaces import scopes
+from tests import threads
 from tests.factories import SpaceFactory, issue_key
 
 T0 = datetime(2026, 6, 1, 8, 59, 30, tzinfo=UTC)
@@ -175,21 +176,13 @@ def test_concurrent_schedulers_on_postgres_fire_each_tick_once():
         next_run_at=datetime.now(tz=UTC) - timedelta(seconds=1)
     )
     barrier = threading.Barrier(8)
-    made: list[int] = []
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            made.append(services.tick())
-        finally:
-            connections.close_all()
+    def run() -> int:
+        barrier.wait(30)
+        return services.tick()
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(made) == 1
+    made = threads.run_together(8, run)
+    assert sorted(made) == [0] * 7 + [1]
     assert Job.objects.filter(space=space).count() == 1
     assert connection.vendor == "postgresql"
 
