@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connections
 from rest_framework.test import APIClient
 
 from jobs import flow, services
 from jobs.models import Job, NameLimit
 from spaces import scopes
+from tests import threads
 from tests.factories import SpaceFactory, issue_key
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -89,75 +89,109 @@ def test_removing_a_limit_frees_the_name(space):
     assert len(services.poll_jobs(space, count=4)) == 3
 
 
+def in_flight_in_db(space, name: str) -> int:
+    """Jobs of NAME the database holds as delivered or running: what the limit is about."""
+    return Job.objects.filter(space=space, name=name, status__in=flow.IN_FLIGHT).count()
+
+
+class ClaimWatch:
+    """Counts, inside every claim made under the limits, what the database then holds in flight.
+
+    The count runs in the poll's own transaction, after its claims and before its commit, while
+    the poll holds the limit's row lock: it sees every claim committed before (claims take that
+    lock too) and this poll's own, less whatever completions committed meanwhile. Jobs only
+    enter flight through such claims, so no committed state ever holds more in flight than the
+    largest of these counts: a limit overshot in the database shows here, whatever the workers
+    believe they hold.
+    """
+
+    def __init__(self, monkeypatch, space, name: str) -> None:
+        self.peak = 0
+        self.claimed: list[str] = []
+        self._lock = threading.Lock()
+        real = services._claim_limited
+
+        def watched(*args, **kwargs) -> list[str]:
+            ids = real(*args, **kwargs)
+            held = in_flight_in_db(space, name)
+            mine = list(Job.objects.filter(pk__in=ids, name=name).values_list("pk", flat=True))
+            with self._lock:
+                self.peak = max(self.peak, held)
+                self.claimed += mine
+            return ids
+
+        monkeypatch.setattr(services, "_claim_limited", watched)
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_sixteen_concurrent_pollers_never_exceed_the_limit():
+def test_sixteen_concurrent_pollers_never_exceed_the_limit(monkeypatch):
     space = SpaceFactory()
     make(space, "email", 200)
     make(space, "free", 100)
     flow.set_limit(space, "email", concurrency=5, rate=None)
+    watch = ClaimWatch(monkeypatch, space, "email")
     barrier = threading.Barrier(16)
-    got: list[Job] = []
-    lock = threading.Lock()
 
-    def poller() -> None:
-        try:
-            barrier.wait()
-            for _ in range(10):
-                jobs = services.poll_jobs(space, count=7)
-                with lock:
-                    got.extend(jobs)
-        finally:
-            connections.close_all()
+    def poller() -> list[Job]:
+        got: list[Job] = []
+        barrier.wait(30)
+        for _ in range(10):
+            got += services.poll_jobs(space, count=7)
+        return got
 
-    threads = [threading.Thread(target=poller) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = [job for jobs in threads.run_together(16, poller) for job in jobs]
     names = [j.name for j in got]
     assert names.count("email") == 5  # held, never completed: the limit is exact
     assert names.count("free") == 100
     assert len({j.id for j in got}) == len(got)
+    # Every claim of the limited name went through the limits, and none overshot them.
+    assert sorted(watch.claimed) == sorted(j.id for j in got if j.name == "email")
+    assert watch.peak == 5
+    assert in_flight_in_db(space, "email") == 5
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_limit_holds_while_workers_complete_and_poll_again():
+def test_the_limit_holds_while_workers_complete_and_poll_again(monkeypatch):
     space = SpaceFactory()
     make(space, "email", 120)
     flow.set_limit(space, "email", concurrency=4, rate=None)
-    in_flight, peak, done = [0], [0], [0]
+    # The database counts, not the workers: a count the workers keep themselves is wrong either
+    # way round. Lowered before complete_job commits, it hides a job still held in flight (an
+    # overshoot goes unseen); lowered after, it still counts a job whose completion another
+    # poll has already seen and replaced (it reads 5 under a limit of 4 with nothing wrong).
+    watch = ClaimWatch(monkeypatch, space, "email")
+    # What the database holds in flight right after each poll returned (committed), sampled by
+    # the workers while others complete: a second look, beside the count inside each claim.
+    after_poll = [0]
+    done = [0]
     lock = threading.Lock()
 
     def worker() -> None:
-        try:
-            while True:
-                jobs = services.poll_jobs(space, count=3, ack=True)
-                if not jobs:
-                    with lock:
-                        if done[0] >= 120:
-                            return
-                    continue
+        while True:
+            jobs = services.poll_jobs(space, count=3, ack=True)
+            if not jobs:
                 with lock:
-                    in_flight[0] += len(jobs)
-                    peak[0] = max(peak[0], in_flight[0])
-                for job in jobs:
-                    with lock:
-                        in_flight[0] -= 1
-                        done[0] += 1
-                    services.complete_job(job)
-        finally:
-            connections.close_all()
+                    if done[0] >= 120:
+                        return
+                continue
+            held = in_flight_in_db(space, "email")
+            with lock:
+                after_poll[0] = max(after_poll[0], held)
+            for job in jobs:
+                services.complete_job(job)
+                with lock:
+                    done[0] += 1
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    threads.run_together(16, worker)
     assert done[0] == 120
-    assert peak[0] <= 4
+    # Every hand-out went through the limits (each job once), and none overshot them.
+    assert len(watch.claimed) == len(set(watch.claimed)) == 120
+    assert 1 <= watch.peak <= 4
+    assert after_poll[0] <= 4
     assert Job.objects.filter(space=space, status=Job.Status.COMPLETED).count() == 120
+    assert in_flight_in_db(space, "email") == 0
 
 
 # --- API ------------------------------------------------------------------------------------
