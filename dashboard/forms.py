@@ -7,11 +7,11 @@ import json
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
-from django.db.models import Q
+from django.core.validators import validate_email
 
 from lib import jsonsafe
 from lib.http_headers import validate_headers
-from orgs.models import Membership, Organization
+from orgs.models import Membership, Organization, normalize_email
 from spaces import scopes
 from spaces.models import Space
 
@@ -19,17 +19,19 @@ User = get_user_model()
 
 
 class SignupForm(UserCreationForm):
-    email = forms.EmailField(required=True, help_text="Used by teammates to add you.")
+    """The username is a public handle: "already taken" is said. The email is not checked against
+    other accounts, so signing up never tells whether an address has an account already (there
+    is no email verification either: see docs/security.md, Organization membership)."""
+
+    email = forms.EmailField(
+        required=True,
+        help_text="Invitations sent to this address reach your account. Other users see it "
+        "only in organizations you join.",
+    )
 
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists.")
-        return email
 
 
 class OrganizationForm(forms.ModelForm):
@@ -44,8 +46,12 @@ class OrganizationForm(forms.ModelForm):
         return name
 
 
-class AddMemberForm(forms.Form):
-    user = forms.CharField(label="Username or email", max_length=254)
+class InviteForm(forms.Form):
+    """Whom to invite, by username or email. What it answers must not depend on whether an
+    account exists: the only refusals are about the organization's own members and invitations,
+    which the managers using this form see anyway."""
+
+    invitee = forms.CharField(label="Username or email", max_length=254)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
     def __init__(self, *args, organization: Organization, can_grant_owner: bool, **kwargs):
@@ -56,17 +62,38 @@ class AddMemberForm(forms.Form):
                 c for c in Membership.Role.choices if c[0] != Membership.Role.OWNER
             ]
 
-    def clean_user(self):
-        value = self.cleaned_data["user"].strip()
-        matches = list(User.objects.filter(Q(username=value) | Q(email__iexact=value))[:2])
-        if not matches:
-            raise forms.ValidationError("No user with this username or email.")
-        if len(matches) > 1:
-            raise forms.ValidationError("Several users share this email: use the username.")
-        user = matches[0]
-        if self.organization.memberships.filter(user=user).exists():
-            raise forms.ValidationError(f"{user.username} is already a member.")
-        return user
+    def clean_invitee(self) -> dict:
+        """{"invitee": as shown, "email": for an invitation by email, "user": the account of an
+        invitation by username, or None (no such account: the invitation just expires)}."""
+        value = self.cleaned_data["invitee"].strip()
+        org = self.organization
+        try:
+            validate_email(value)
+        except forms.ValidationError:
+            by_email = False
+        else:
+            by_email = True
+        if by_email:
+            email = normalize_email(value)
+            # Members' emails are on the members page already: saying so leaks nothing.
+            member = org.memberships.filter(user__email__iexact=email).exists()
+            pending = org.invitations.open().filter(email=email).exists()
+            target = {"invitee": email, "email": email, "user": None}
+        else:
+            member = org.memberships.filter(user__username=value).exists()
+            pending = org.invitations.open().filter(email="", invitee=value).exists()
+            target = {
+                "invitee": value,
+                "email": "",
+                "user": User.objects.filter(username=value).first(),
+            }
+        if member:
+            raise forms.ValidationError(f"{target['invitee']} is already a member.")
+        if pending:
+            raise forms.ValidationError(
+                f"{target['invitee']} already has a pending invitation (revoke it to send another)."
+            )
+        return target
 
 
 class RoleForm(forms.Form):

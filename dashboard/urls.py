@@ -36,6 +36,22 @@ urlpatterns = [
         views.member_remove,
         name="dashboard-member-remove",
     ),
+    path(
+        "orgs/<slug:slug>/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="dashboard-invitation-revoke",
+    ),
+    path("invitations/", views.invitations, name="dashboard-invitations"),
+    path(
+        "invitations/<str:token>/accept/",
+        views.invitation_accept,
+        name="dashboard-invitation-accept",
+    ),
+    path(
+        "invitations/<str:token>/decline/",
+        views.invitation_decline,
+        name="dashboard-invitation-decline",
+    ),
     path("spaces/<str:public_id>/", views.space_jobs, name="dashboard-space"),
     path("spaces/<str:public_id>/chart.json", views.space_chart, name="dashboard-chart"),
     path("spaces/<str:public_id>/counts.json", views.space_counts, name="dashboard-counts"),

@@ -28,7 +28,7 @@ from jobs import flow
 from jobs.models import Job, JobEvent, JobLog, NameLimit
 from notifications import services as notify
 from notifications.models import EndpointBreaker, NotificationDelivery
-from orgs.models import Membership, Organization
+from orgs.models import Invitation, InvitationError, Membership, Organization
 from schedules import services as schedule_services
 from schedules.models import Schedule
 from spaces import scopes
@@ -117,6 +117,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest) -> HttpResponse:
     org = _current_org(request)
     if org is None:
+        if Invitation.objects.for_invitee(request.user).open().exists():
+            return redirect("dashboard-invitations")
         return redirect("dashboard-org-create")
     return redirect("dashboard-org", slug=org.slug)
 
@@ -177,27 +179,112 @@ def org_spaces(request: HttpRequest, slug: str) -> HttpResponse:
 def org_members(request: HttpRequest, slug: str) -> HttpResponse:
     org = _get_org_for_user(request, slug)
     is_owner = org.membership.role == Membership.Role.OWNER
-    form = forms.AddMemberForm(request.POST or None, organization=org, can_grant_owner=is_owner)
+    form = forms.InviteForm(request.POST or None, organization=org, can_grant_owner=is_owner)
     if request.method == "POST":
         if not org.membership.can_manage:
-            raise PermissionDenied("Only owners and admins can add members.")
+            raise PermissionDenied("Only owners and admins can invite members.")
         if form.is_valid():
-            user = form.cleaned_data["user"]
-            Membership.objects.create(organization=org, user=user, role=form.cleaned_data["role"])
-            messages.success(request, f"{user.username} added as {form.cleaned_data['role']}.")
+            # The same answer whether or not an account answers to this name or address.
+            target, role = form.cleaned_data["invitee"], form.cleaned_data["role"]
+            Invitation.objects.create(
+                organization=org,
+                invited_by=request.user,
+                invitee=target["invitee"],
+                email=target["email"],
+                user=target["user"],
+                role=role,
+            )
+            messages.success(
+                request,
+                f"Invitation sent to {target['invitee']} as {role}. They find it on their "
+                f"Invitations page when they log in; it expires in {Invitation.VALID_FOR.days} days.",
+            )
             return redirect("dashboard-members", slug=org.slug)
     memberships = org.memberships.select_related("user").order_by("user__username")
+    invitations = []
+    if org.membership.can_manage:
+        invitations = org.invitations.open().select_related("invited_by").order_by("created_at")
     return render(
         request,
         "dashboard/org_members.html",
         {
             "org": org,
             "memberships": memberships,
+            "invitations": invitations,
             "form": form,
             "roles": Membership.Role.choices,
             "is_owner": is_owner,
         },
     )
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+    org = _get_org_for_user(request, slug, manage=True)
+    invitation = get_object_or_404(org.invitations, pk=invitation_id)
+    if invitation.role == Membership.Role.OWNER and org.membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only owners can take back an invitation as owner.")
+    try:
+        invitation.revoke()
+    except InvitationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Invitation for {invitation.invitee} revoked.")
+    return redirect("dashboard-members", slug=org.slug)
+
+
+def _get_invitation_for_user(request: HttpRequest, token: str) -> Invitation:
+    """The invitation TOKEN if it is addressed to the user (else 404, whatever its state)."""
+    invitation = (
+        Invitation.objects.for_invitee(request.user)
+        .select_related("organization")
+        .filter(token=token)
+        .first()
+    )
+    if invitation is None:
+        raise Http404("No such invitation")
+    return invitation
+
+
+@login_required
+@require_GET
+def invitations(request: HttpRequest) -> HttpResponse:
+    pending = (
+        Invitation.objects.for_invitee(request.user)
+        .open()
+        .select_related("organization", "invited_by")
+        .order_by("created_at")
+    )
+    return render(request, "dashboard/invitations.html", {"invitations": pending})
+
+
+@login_required
+@require_POST
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = _get_invitation_for_user(request, token)
+    try:
+        membership = invitation.accept(request.user)
+    except InvitationError as exc:
+        messages.error(request, str(exc))
+        return redirect("dashboard-invitations")
+    org = invitation.organization
+    _remember_org(request, org)
+    messages.success(request, f"You joined {org.name} as {membership.get_role_display().lower()}.")
+    return redirect("dashboard-org", slug=org.slug)
+
+
+@login_required
+@require_POST
+def invitation_decline(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = _get_invitation_for_user(request, token)
+    try:
+        invitation.decline(request.user)
+    except InvitationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Invitation to {invitation.organization.name} declined.")
+    return redirect("dashboard-invitations")
 
 
 def _check_member_change(org: Organization, target: Membership, new_role: str | None) -> None:

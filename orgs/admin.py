@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Organization
+from .models import Invitation, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -27,3 +27,16 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__username", "user__email", "organization__name"]
     autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are answered by their invitee in the dashboard: the admin shows them and can
+    correct the role or expiry, but status changes belong to accept, decline and revoke."""
+
+    list_display = ["invitee", "organization", "role", "status", "invited_by", "expires_at"]
+    list_filter = ["status", "role"]
+    search_fields = ["invitee", "email", "user__username", "organization__name"]
+    autocomplete_fields = ["organization", "user", "invited_by"]
+    readonly_fields = ["token", "status", "created_at", "answered_at"]
+    list_select_related = ["organization", "invited_by"]

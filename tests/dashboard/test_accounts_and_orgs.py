@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth import get_user_model
+from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Membership, Organization
@@ -23,18 +26,48 @@ def test_it_signs_up_and_logs_the_new_user_in(client, db):
     assert client.get(reverse("dashboard-org-create")).status_code == 200
 
 
-def test_signup_rejects_an_email_already_in_use(client, cast):
+def _signup(email: str, username: str, password2: str = "a-long-pass-phrase-9"):
+    client = Client()
     response = client.post(
         reverse("dashboard-signup"),
         {
-            "username": "alice2",
-            "email": cast.alice.email.upper(),
+            "username": username,
+            "email": email,
             "password1": "a-long-pass-phrase-9",
-            "password2": "a-long-pass-phrase-9",
+            "password2": password2,
         },
     )
+    return client, response
+
+
+def _page(response, *values: str) -> str:
+    html = response.content.decode()
+    for value in values:
+        html = html.replace(value, "VALUE")
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "CSRF", html)
+
+
+def test_signup_does_not_tell_whether_an_email_has_an_account(cast):
+    taken = cast.alice.email.upper()
+    _, fresh_ok = _signup("fresh@example.com", "fresh1")
+    _, taken_ok = _signup(taken, "taken1")
+    # Success either way: the same redirect, and a new account logged in.
+    assert (fresh_ok.status_code, fresh_ok["Location"]) == (302, reverse("dashboard-org-create"))
+    assert (taken_ok.status_code, taken_ok["Location"]) == (302, reverse("dashboard-org-create"))
+    assert get_user_model().objects.get(username="taken1").email.lower() == taken.lower()
+    # A form with another mistake reads the same whatever the email.
+    _, fresh_bad = _signup("fresh2@example.com", "fresh2", password2="mismatch")
+    _, taken_bad = _signup(taken, "taken2", password2="mismatch")
+    assert fresh_bad.status_code == taken_bad.status_code == 200
+    assert _page(fresh_bad, "fresh2@example.com", "fresh2") == _page(taken_bad, taken, "taken2")
+    assert "already" not in taken_bad.content.decode()
+
+
+def test_signup_says_when_a_username_is_taken(cast):
+    # Usernames are public handles (shown to teammates, used to invite): no secret to keep.
+    _, response = _signup("someone@example.com", "alice")
     assert response.status_code == 200
-    assert "already exists" in response.content.decode()
+    assert "A user with that username already exists" in response.content.decode()
 
 
 def test_login_page_and_logout_work(client, cast):
@@ -111,28 +144,28 @@ class TestMembers:
     def url(self, cast, name="dashboard-members", **kw):
         return reverse(name, kwargs={"slug": cast.org.slug, **kw})
 
-    def test_an_admin_adds_a_member_by_username_or_email(self, client, cast):
+    # Adding someone is an invitation they accept: tests/dashboard/test_invitations.py.
+    def test_the_form_invites_instead_of_adding(self, client, cast):
         client.force_login(cast.alice)
         dan = UserFactory(username="dan", email="Dan@Example.com")
-        response = client.post(self.url(cast), {"user": "dan@example.com", "role": "admin"})
+        response = client.post(self.url(cast), {"invitee": "dan@example.com", "role": "admin"})
         assert response.status_code == 302
-        assert cast.org.role_of(dan) == "admin"
-        client.post(self.url(cast), {"user": "charlie", "role": "member"})
-        assert cast.org.role_of(cast.charlie) == "member"
+        assert cast.org.role_of(dan) is None
+        assert cast.org.invitations.get().email == "dan@example.com"
 
-    def test_adding_an_unknown_user_or_an_existing_member_is_an_error(self, client, cast):
+    def test_inviting_an_existing_member_is_an_error(self, client, cast):
         client.force_login(cast.alice)
-        response = client.post(self.url(cast), {"user": "nobody", "role": "member"})
-        assert "No user with this username or email" in response.content.decode()
-        response = client.post(self.url(cast), {"user": "bob", "role": "member"})
+        response = client.post(self.url(cast), {"invitee": "bob", "role": "member"})
         assert "already a member" in response.content.decode()
+        assert not cast.org.invitations.exists()
 
     def test_admins_cannot_grant_owner(self, client, cast):
         cast.org.memberships.filter(user=cast.bob).update(role="admin")
         client.force_login(cast.bob)
-        response = client.post(self.url(cast), {"user": "charlie", "role": "owner"})
+        response = client.post(self.url(cast), {"invitee": "charlie", "role": "owner"})
         assert response.status_code == 200
         assert cast.org.role_of(cast.charlie) is None
+        assert not cast.org.invitations.exists()
 
     def test_an_owner_changes_a_role(self, client, cast):
         client.force_login(cast.alice)

@@ -6,6 +6,7 @@ import pytest
 from django.urls import URLPattern, reverse
 
 from dashboard import urls as dashboard_urls
+from orgs.models import Invitation
 
 # name -> (method, kind of object the URL names, manage-only)
 MATRIX = {
@@ -14,6 +15,7 @@ MATRIX = {
     "dashboard-members": ("get", "org", False),
     "dashboard-member-role": ("post", "membership", True),
     "dashboard-member-remove": ("post", "membership", True),
+    "dashboard-invitation-revoke": ("post", "invitation", True),
     "dashboard-space": ("get", "space", False),
     "dashboard-chart": ("get", "space", False),
     "dashboard-counts": ("get", "space", False),
@@ -44,6 +46,10 @@ UNSCOPED = {
     "dashboard-home",
     "dashboard-signup",
     "dashboard-org-create",
+    # The signed-in user's own invitations (tests/dashboard/test_invitations.py).
+    "dashboard-invitations",
+    "dashboard-invitation-accept",
+    "dashboard-invitation-decline",
     "login",
     "logout",
     "password_change",
@@ -54,6 +60,14 @@ UNSCOPED = {
 def _url(name: str, kind: str, cast, job, token_row, schedule) -> str:
     org_kw = {"slug": cast.org.slug}
     space_kw = {"public_id": cast.space.public_id}
+    if kind == "invitation":
+        invitation = Invitation.objects.create(
+            organization=cast.org,
+            invitee="dana@example.com",
+            email="dana@example.com",
+            role="member",
+        )
+        return reverse(name, kwargs={**org_kw, "invitation_id": invitation.pk})
     kwargs = {
         "org": org_kw,
         "membership": {**org_kw, "membership_id": cast.org.memberships.get(user=cast.bob).pk},

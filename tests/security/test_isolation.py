@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from jobs import streams
 from jobs.models import Job, JobEvent
 from jobs.routing import websocket_urlpatterns
+from orgs.models import Invitation, Membership
 from schedules.models import Schedule
 
 from .conftest import JOB_MARKER, Tenants
@@ -116,6 +117,11 @@ ROUTES: dict[str, Case] = {
     "orgs/<slug:slug>/members/": DASHBOARD,
     "orgs/<slug:slug>/members/<int:membership_id>/role/": DASHBOARD,
     "orgs/<slug:slug>/members/<int:membership_id>/remove/": DASHBOARD,
+    "orgs/<slug:slug>/invitations/<int:invitation_id>/revoke/": DASHBOARD,
+    # charlie's own invitations only; B's pending invitation (to dana) is not his to answer.
+    "invitations/": PUBLIC,
+    "invitations/<str:token>/accept/": DASHBOARD,
+    "invitations/<str:token>/decline/": DASHBOARD,
     "spaces/<str:public_id>/": DASHBOARD,
     "spaces/<str:public_id>/chart.json": DASHBOARD,
     "spaces/<str:public_id>/counts.json": DASHBOARD,
@@ -153,6 +159,7 @@ ADMIN_OBJECTS = [
     "auth/user",
     "orgs/organization",
     "orgs/membership",
+    "orgs/invitation",
     "spaces/space",
     "spaces/apikey",
     "jobs/job",
@@ -255,6 +262,8 @@ def values_for(t: Tenants) -> dict[str, Any]:
         "slug": t.cast.org.slug,
         "membership_id": t.membership_b.pk,
         "key_id": t.key_b_row.pk,
+        "invitation_id": t.invitation_b.pk,
+        "token": t.invitation_b.token,
     }
 
 
@@ -277,6 +286,8 @@ def b_state(t: Tenants) -> tuple:
         Job.objects.filter(space=t.space_b).count(),
         schedule,
         t.space_b.__class__.objects.filter(pk=t.space_b.pk).values("paused_at", "name").get(),
+        list(Invitation.objects.filter(pk=t.invitation_b.pk).values("status", "user", "role")),
+        sorted(Membership.objects.filter(organization=t.cast.org).values_list("user", "role")),
     )
 
 
@@ -286,6 +297,19 @@ def assert_no_b_data(t: Tenants, body: bytes, route: str, *, job_id_too: bool) -
         assert marker not in text, f"{route}: B's data ({marker}) in the answer"
     if job_id_too:
         assert t.job_b.id not in text, f"{route}: B's job id in the answer"
+
+
+@pytest.fixture
+def tenants(tenants):
+    """The shared tenants, plus a pending invitation of B's org to someone who is not charlie."""
+    tenants.invitation_b = Invitation.objects.create(
+        organization=tenants.cast.org,
+        invited_by=tenants.cast.alice,
+        invitee="dana@example.com",
+        email="dana@example.com",
+        role=Membership.Role.ADMIN,
+    )
+    return tenants
 
 
 def cases(kind: str) -> list[str]:
@@ -422,6 +446,7 @@ def admin_paths(t: Tenants) -> list[str]:
         "auth/user": t.cast.alice.pk,
         "orgs/organization": t.cast.org.pk,
         "orgs/membership": t.membership_b.pk,
+        "orgs/invitation": t.invitation_b.pk,
         "spaces/space": t.space_b.pk,
         "spaces/apikey": t.key_b_row.pk,
         "jobs/job": t.job_b.pk,
