@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -20,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from django.conf import settings
 from django.db.models import Max
 
+from lib import jsonsafe
 from orgs.models import Membership
 from spaces import scopes
 from spaces.models import ApiKey, Space
@@ -35,11 +37,14 @@ CLOSE_UNAUTHORIZED = 4401  # no key, unknown or revoked key, or no session
 CLOSE_FORBIDDEN = 4403  # key of another space, missing scope, not a member, foreign origin
 CLOSE_NOT_FOUND = 4404  # no such job, space or stream path
 CLOSE_THROTTLED = 4429  # too many failed keys from this address (as the API's 429)
-CLOSE_TOO_BIG = 1009  # a client frame over MAX_FRAME_BYTES
-CLOSE_UNSUPPORTED = 1003  # binary frames
+CLOSE_BAD_MESSAGE = 4400  # a binary frame, or text that is not JSON lib.jsonsafe accepts
+CLOSE_TOO_BIG = 1009  # a client message over MAX_FRAME_BYTES (RFC 6455 "message too big")
 
-# Clients need send nothing but pings; anything bigger than this closes the socket.
+# Clients need send nothing but pings; a message bigger than this closes the socket.
 MAX_FRAME_BYTES = 4096
+# The longest close reason a close frame can carry is 123 bytes.
+_REASON_CHARS = 120
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 # Events read from the database per query when replaying or filling a gap; a replay is sent
 # page by page, so its size does not decide the memory a socket holds.
 REPLAY_PAGE = 1000
@@ -103,6 +108,18 @@ def _metric(kind: str, delta: int) -> None:
         STREAM_CONNECTIONS.labels(kind=kind).inc()
     else:
         STREAM_CONNECTIONS.labels(kind=kind).dec()
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes of TEXT in UTF-8; a lone surrogate (refused later, by jsonsafe) counts 3."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _close_reason(text: str) -> str:
+    """TEXT as a close reason: printable ASCII (what the client sent may be quoted in it), short
+    enough for a close frame."""
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
 def _int_param(value: str | None) -> int | None:
@@ -200,21 +217,38 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     # -- incoming frames ----------------------------------------------------------------------
 
     async def websocket_receive(self, message) -> None:
+        """A client message: JSON text of at most MAX_FRAME_BYTES, else the socket is closed.
+
+        Every way a client can get this wrong is the client's error, answered with a close code
+        (docs/streams.md, "Client messages") and one log line, never an exception (which the
+        server would log with a traceback and answer with 1011)."""
         text = message.get("text")
         if text is None:
-            await self.close(code=CLOSE_UNSUPPORTED)
+            await self.refuse_message(
+                CLOSE_BAD_MESSAGE, "binary frame", "binary frames are not read"
+            )
             return
-        if len(text.encode()) > MAX_FRAME_BYTES:
-            await self.close(code=CLOSE_TOO_BIG)
+        # Characters first: a text of more characters than the cap has more bytes too.
+        if len(text) > MAX_FRAME_BYTES or _utf8_size(text) > MAX_FRAME_BYTES:
+            await self.refuse_message(CLOSE_TOO_BIG, "message too big")  # the code says it all
             return
-        await super().websocket_receive(message)
-
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
         try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+            content = jsonsafe.loads(text)
+        except jsonsafe.UnsafeJSON as exc:
+            await self.refuse_message(CLOSE_BAD_MESSAGE, "not JSON", f"not JSON: {exc}")
+            return
+        await self.receive_json(content)
+
+    async def refuse_message(self, code: int, what: str, reason: str = "") -> None:
+        """Close for a bad client message. The log line names the kind of fault only (WHAT),
+        never the client's text; the close reason (REASON) tells the client the details."""
+        log.info(
+            "stream closed with %s: %s",
+            code,
+            what,
+            extra={"stream": self.kind, "close_code": code, "space": self.space_public_id},
+        )
+        await self.close(code=code, reason=_close_reason(reason) or None)
 
     async def receive_json(self, content, **kwargs) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 from channels.db import database_sync_to_async
@@ -371,15 +372,88 @@ async def test_a_revoked_key_is_closed_within_the_recheck_interval(application, 
     await socket.close()
 
 
-async def test_an_oversized_frame_closes_the_socket_and_pings_are_answered(application, space):
+async def test_pings_are_answered_and_other_json_is_ignored(application, space):
     job = await create(space)
     socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
     await socket.receive()
     await socket.comm.send_json_to({"type": "ping"})
     assert await socket.receive() == {"type": "pong"}
-    await socket.comm.send_to(text_data="not json")  # ignored
-    await socket.comm.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 5000}))
-    assert await socket.closed_with() == consumers.CLOSE_TOO_BIG
+    for ignored in ({"type": "hello"}, [1, 2], 42, "ping", {"type": "ping", "pad": "x" * 4000}):
+        await socket.comm.send_to(text_data=json.dumps(ignored))
+    # the last one is a ping just under the cap: answered, the socket stays open
+    assert await socket.receive() == {"type": "pong"}
+    assert await socket.silent()
+    await socket.close()
+
+
+# Client messages the streams refuse (docs/streams.md, "Client messages"), as ASGI messages.
+BAD_MESSAGES = {
+    "binary": ({"bytes": b'{"type": "ping"}'}, consumers.CLOSE_BAD_MESSAGE),
+    "binary-empty": ({"bytes": b""}, consumers.CLOSE_BAD_MESSAGE),
+    "empty-text": ({"text": ""}, consumers.CLOSE_BAD_MESSAGE),
+    "oversized": ({"text": json.dumps({"type": "ping", "pad": "x" * 5000})}, 1009),
+    # 1,500 characters but 4,500 bytes of UTF-8: the cap counts bytes
+    "oversized-in-bytes": (
+        {"text": json.dumps({"pad": "\u20ac" * 1500}, ensure_ascii=False)},
+        1009,
+    ),
+    "not-json": ({"text": "not json"}, consumers.CLOSE_BAD_MESSAGE),
+    "truncated-json": ({"text": '{"type": "pi'}, consumers.CLOSE_BAD_MESSAGE),
+    "nan": ({"text": '{"type": "ping", "n": NaN}'}, consumers.CLOSE_BAD_MESSAGE),
+    "infinity": ({"text": '{"n": -Infinity}'}, consumers.CLOSE_BAD_MESSAGE),
+    "huge-number": ({"text": '{"n": 1e400}'}, consumers.CLOSE_BAD_MESSAGE),
+    "escaped-lone-surrogate": ({"text": '{"type": "\\ud800"}'}, consumers.CLOSE_BAD_MESSAGE),
+    "raw-lone-surrogate": ({"text": '{"type": "\ud800"}'}, consumers.CLOSE_BAD_MESSAGE),
+    "surrogate-in-key": ({"text": '{"\\udfff": 1}'}, consumers.CLOSE_BAD_MESSAGE),
+    "nul": ({"text": '{"type": "ping\\u0000"}'}, consumers.CLOSE_BAD_MESSAGE),
+    "too-deep": ({"text": "[" * 100 + "]" * 100}, consumers.CLOSE_BAD_MESSAGE),
+}
+
+
+@pytest.mark.parametrize("stream", ["job", "space"])
+@pytest.mark.parametrize("case", list(BAD_MESSAGES))
+async def test_a_bad_client_message_closes_with_its_code_and_one_log_line(
+    application, space, caplog, stream, case
+):
+    message, code = BAD_MESSAGES[case]
+    job = await create(space)
+    if stream == "job":
+        socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
+    else:
+        token = await key_for(space, [scopes.READ])
+        socket = await open_socket(application, f"/api/v1/realtime/spaces/{space.public_id}", token)
+    await socket.receive()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+
+    await socket.comm.send_input({"type": "websocket.receive", **message})
+
+    # An exception in the consumer would surface here instead of a close (the server would
+    # log it with a traceback and close with 1011).
+    closed = await socket.comm.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close", closed
+    assert closed["code"] == code
+    if code == consumers.CLOSE_BAD_MESSAGE:  # the reason tells the client what was wrong
+        reason = closed["reason"]
+        assert reason and len(reason.encode()) <= 123 and reason.isascii() and reason.isprintable()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    [line] = [r for r in caplog.records if r.name == "jobs.consumers"]
+    assert line.levelno == logging.INFO
+    assert line.close_code == code
+    assert "\n" not in line.getMessage()
+    # the client's text is not copied into the log
+    text = message.get("text") or ""
+    assert not (text and text in line.getMessage())
+    await socket.close()
+
+
+async def test_the_close_reason_says_what_was_wrong(application, space):
+    job = await create(space)
+    socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
+    await socket.receive()
+    await socket.comm.send_to(text_data='{"n": NaN}')
+    closed = await socket.comm.receive_output(timeout=5)
+    assert (closed["code"], closed["reason"]) == (4400, "not JSON: NaN is not a JSON number")
     await socket.close()
 
 
