@@ -1,5 +1,5 @@
-"""Fixtures for notifications: a space wired to a local receiver, and job transitions
-written the way the job engine writes them (jobs.events.record inside a transaction)."""
+"""Fixtures for notifications: a space wired to a local receiver, and job transitions made by
+the job lifecycle itself (jobs/services.py), committed with their on-commit callbacks run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import events
+from jobs import services
 from jobs.models import Job
 from notifications import outbox
 from tests.factories import SpaceFactory
@@ -34,87 +34,69 @@ def nspace(db, httpserver):
 
 
 class Engine:
-    """The job engine's writes, reduced to what notifications see: a status change and one
-    event, committed, with on-commit callbacks run."""
+    """Job transitions made by the lifecycle itself (jobs/services.py), each committed with its
+    on-commit callbacks run: what notifications see of the job engine, rules included (retry
+    or dead, the sweeper's requeues).
+
+    Each call keeps the caller's instance up to date and returns it. Jobs are created without
+    backoff delay unless told otherwise, so a retried job is pending again at once.
+    """
+
+    NO_BACKOFF = {"type": "fixed", "delaySeconds": 0, "jitter": False}
 
     def __init__(self, capture) -> None:
         self.capture = capture
 
-    def _commit(self, job: Job, type: str, data=None, previous_status=None, **changes) -> Job:
+    def _commit(self, job: Job, transition) -> Job:
         with self.capture(execute=True):
-            for field, value in changes.items():
-                setattr(job, field, value)
-            if changes:
-                job.save()
-            events.record(job, type, data, previous_status=previous_status)
+            transition()
+        job.refresh_from_db()
         return job
 
     def create(self, space, name: str = "email.send", **fields) -> Job:
+        data = {"name": name, "backoff": self.NO_BACKOFF, **fields}
+        if data.pop("status", "pending") == "scheduled":
+            data["scheduled_for"] = timezone.now() + timedelta(hours=1)
         with self.capture(execute=True):
-            job = Job.objects.create(space=space, name=name, **fields)
-            events.record(job, "created", None, previous_status=None)
+            job, created = services.create_job(space, data)
+        assert created
         return job
 
     def deliver(self, job: Job) -> Job:
-        return self._commit(job, "delivered", previous_status=job.status, status="delivered")
+        """Claimed by id (pending -> delivered), as the push receiver claims."""
+        return self._commit(job, lambda: services.claim_job(job.space, job.id))
 
     def start(self, job: Job) -> Job:
-        return self._commit(job, "started", previous_status=job.status, status="running")
+        return self._commit(job, lambda: services.ack_job(job))
 
     def complete(self, job: Job, result=None) -> Job:
-        return self._commit(
-            job,
-            "completed",
-            {"result": result},
-            previous_status=job.status,
-            status="completed",
-            result=result,
-            completed_at=timezone.now(),
-        )
+        return self._commit(job, lambda: services.complete_job(job, result))
 
     def fail(self, job: Job, error: str = "boom") -> Job:
-        """A failed attempt: retried while attempts are left, else dead."""
-        previous = job.status
-        if job.attempt_number <= job.max_retries:
-            nxt = job.attempt_number + 1
-            available = timezone.now()
-            return self._commit(
-                job,
-                "retried",
-                {"error": error, "attemptNumber": nxt, "availableAt": available.isoformat()},
-                previous_status=previous,
-                status="pending",
-                attempt_number=nxt,
-                last_error=error,
-                available_at=available,
-            )
-        return self._commit(
-            job,
-            "dead",
-            {"error": error},
-            previous_status=previous,
-            status="dead",
-            last_error=error,
-            completed_at=timezone.now(),
-        )
+        """A failed attempt: the lifecycle retries it while attempts are left, else it is dead."""
+        return self._commit(job, lambda: services.fail_job(job, error))
 
     def kill(self, job: Job, reason: str | None = "operator") -> Job:
-        return self._commit(
-            job,
-            "killed",
-            {"reason": reason},
-            previous_status=job.status,
-            status="killed",
-            completed_at=timezone.now(),
-        )
+        return self._commit(job, lambda: services.kill_job(job, reason))
 
     def make_pending_again(self, job: Job, reason: str = "delivery_timeout") -> Job:
-        return self._commit(
-            job, "pending", {"reason": reason}, previous_status=job.status, status="pending"
-        )
+        """The sweeper's requeue, run the moment the job's delivery deadline is past
+        ("delivery_timeout") or its scheduled time is reached ("scheduled"). It moves every job
+        then due, as it would."""
+        job.refresh_from_db()
+        if reason == "delivery_timeout":
+            kind, now = "delivery", job.delivery_deadline + timedelta(milliseconds=1)
+        else:
+            kind, now = "scheduled", job.available_at
+        with self.capture(execute=True):
+            moved = services.sweep(now=now)
+        assert moved[kind] >= 1, moved
+        job.refresh_from_db()
+        assert job.status == Job.Status.PENDING
+        return job
 
     def progress(self, job: Job) -> Job:
-        return self._commit(job, "progress", {"percent": 50, "message": "half"})
+        return self._commit(job, lambda: services.report_progress(job, 50, "half"))
 
 
 @pytest.fixture

@@ -64,19 +64,16 @@ def test_it_pushes_whenever_a_job_becomes_pending(nspace, engine, receiver):
 
 
 def test_a_retry_that_waits_for_its_backoff_does_not_push_until_due(nspace, engine, receiver):
-    job = engine.create(nspace)
+    job = engine.create(nspace, backoff={"type": "fixed", "delaySeconds": 30, "jitter": False})
     receiver.clear_log()
-    engine.start(engine.deliver(job))
-    # the engine's retried event when the backoff keeps the job scheduled
-    engine._commit(
-        job,
-        "retried",
-        {"error": "x", "attemptNumber": 2},
-        previous_status="running",
-        status="scheduled",
-        attempt_number=2,
-    )
+    engine.fail(engine.start(engine.deliver(job)), "x")
+    # the backoff keeps the retried job scheduled: no push yet
+    assert (job.status, job.attempt_number) == ("scheduled", 2)
+    assert job.events.last().type == "retried"
     assert pushes(receiver) == []
+    # until its time comes
+    engine.make_pending_again(job, "scheduled")
+    assert [b["jobId"] for b in push_bodies(receiver)] == [job.id]
 
 
 def test_the_name_filter_limits_pushes(nspace, engine, receiver):

@@ -60,36 +60,41 @@ def test_a_hanging_receiver_does_not_slow_job_creation(nspace, engine, hanging_r
 
 
 def test_claiming_and_progress_enqueue_nothing(nspace, engine, hanging_receiver):
+    def enqueued(transition) -> int:
+        with (
+            mock.patch.object(tasks.deliver, "apply_async") as deliver,
+            mock.patch.object(tasks.dispatch, "apply_async") as dispatch,
+        ):
+            transition()
+        return deliver.call_count + dispatch.call_count
+
     with mock.patch.object(tasks.deliver, "apply_async"):
         job = engine.create(nspace)
     PendingNotification.objects.all().delete()
 
-    with (
-        mock.patch.object(tasks.deliver, "apply_async") as deliver,
-        mock.patch.object(tasks.dispatch, "apply_async") as dispatch,
-    ):
-        engine.deliver(job)
-        engine.progress(job)
-
-    assert deliver.call_count == dispatch.call_count == 0
+    assert enqueued(lambda: engine.deliver(job)) == 0
+    assert not PendingNotification.objects.exists()
+    # (the ack between: "started" is a Slack message of this space)
+    with mock.patch.object(tasks.deliver, "apply_async"):
+        engine.start(job)
+    PendingNotification.objects.all().delete()
+    assert enqueued(lambda: engine.progress(job)) == 0
     assert not PendingNotification.objects.exists()
     assert not hanging_receiver.is_set()
+    assert job.events.filter(type__in=["delivered", "progress"]).count() == 2
 
 
 def test_a_bulk_transition_publishes_one_message(nspace, engine, httpserver):
-    from jobs import events
-    from jobs.models import Job
+    from jobs import services
 
     nspace.slack_webhook_url = ""
     nspace.save()
-    jobs = [Job(space=nspace, name="bulk") for _ in range(25)]
     with (
         mock.patch.object(tasks.deliver, "apply_async") as deliver,
         mock.patch.object(tasks.dispatch, "apply_async") as dispatch,
         engine.capture(execute=True),
     ):
-        Job.objects.bulk_create(jobs)
-        events.record_many(events.build(job, "created") for job in jobs)
+        services.create_jobs(nspace, [{"name": "bulk"}] * 25)
 
     assert deliver.call_count == 0 and dispatch.call_count == 1
     ids, token = dispatch.call_args.args[0]
