@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from jobs import services
 from spaces import scopes
@@ -37,12 +36,6 @@ def _schemathesis() -> list[str]:
     return [found]
 
 
-@pytest.mark.skipif(
-    connection.vendor == "sqlite",
-    reason="the live server shares the one in-memory SQLite test connection between its request "
-    "threads, so a long poll left running makes the next request's transaction fail; this runs "
-    "on PostgreSQL (CI runs the suite there first)",
-)
 @pytest.mark.django_db(transaction=True)
 def test_schemathesis_finds_no_server_error_or_schema_violation(live_server, settings, tmp_path):
     settings.API_RATE_LIMIT_PER_SECOND = 100_000
