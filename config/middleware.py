@@ -6,13 +6,21 @@ the API key's display prefix, and feeds the request-latency histograms. It never
 values, query strings or bodies, so a key, a push header or a payload cannot reach the logs.
 It runs on every request, so it does no I/O of its own: the key prefix comes from the key DRF
 already resolved (request.auth), the route from the URL resolver's match.
+
+A refusal (4xx) is that one line and nothing else: INFO (WARNING for what Django's security
+checks refused, such as a foreign Host header), with the answer's error `code`, never a
+traceback. Django's own second record of it is dropped by config.logging.RefusalFilter, which
+leaves its reason here. A 5xx line is WARNING, and Django logs the traceback on django.request.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -20,6 +28,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from . import health, metrics
+from .logging import REFUSAL_ATTRIBUTE
 
 log = logging.getLogger("jobyard.request")
 
@@ -91,7 +100,10 @@ class RequestLogMiddleware:
 
         if request.path_info in PROBES:
             return
-        level = logging.WARNING if status >= 500 else logging.INFO
+        code, security = None, False
+        if status >= 400:
+            code, security = error_code(request, response)
+        level = logging.WARNING if status >= 500 or security else logging.INFO
         if not log.isEnabledFor(level):
             return
         duration_ms = round(seconds * 1000, 1)
@@ -101,6 +113,8 @@ class RequestLogMiddleware:
             "status": status,
             "duration_ms": duration_ms,
         }
+        if code is not None:
+            fields["code"] = code
         if match is not None:
             if url_name:
                 fields["view"] = url_name
@@ -120,7 +134,55 @@ class RequestLogMiddleware:
                 fields["space"] = key.space.public_id
         # The message names the route template, not the raw path, so nothing a client puts
         # in a URL (or a query string) is copied into the log line's text.
-        log.log(level, "%s %s %s %.1fms", method, route, status, duration_ms, extra=fields)
+        if code is None:
+            log.log(level, "%s %s %s %.1fms", method, route, status, duration_ms, extra=fields)
+        else:
+            log.log(
+                level, "%s %s %s %s %.1fms", method, route, status, code, duration_ms, extra=fields
+            )
+
+
+# An error code as the API writes them ("stale_claim", "not_found"): anything else found in a
+# body is not trusted into the log.
+_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+# JSON error bodies are small; a larger JSON answer is not parsed for its code.
+_MAX_BODY_FOR_CODE = 16 * 1024
+
+
+def error_code(request: HttpRequest, response: HttpResponse) -> tuple[str, bool]:
+    """The machine code of an error answer, and whether Django's security checks refused it.
+
+    In order: the API's JSON `code` (DRF's response data, or a small JSON body such as the
+    404/500 handlers'), the reason RefusalFilter left on the request (the exception Django
+    turned into the answer), else the status in words ("forbidden")."""
+    refusal = getattr(request, REFUSAL_ATTRIBUTE, None)
+    security = bool(refusal and refusal[1])
+    code = _body_code(response)
+    if code is None and refusal and refusal[0]:
+        code = refusal[0]
+    if code is None or not _CODE.fullmatch(code):
+        try:
+            phrase = HTTPStatus(response.status_code).phrase
+        except ValueError:
+            phrase = "error"
+        code = re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")  # "Not Found": not_found
+    return code, security
+
+
+def _body_code(response: HttpResponse) -> str | None:
+    data = getattr(response, "data", None)  # a DRF Response
+    if data is None and not getattr(response, "streaming", False):
+        if not response.get("Content-Type", "").startswith("application/json"):
+            return None
+        content = response.content
+        if len(content) > _MAX_BODY_FOR_CODE:
+            return None
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
 
 
 class ProbeMiddleware:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from config.logging import REFUSAL_LOGGERS
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -304,6 +306,9 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "config.logging.JsonFormatter"},
     },
+    "filters": {
+        "refusals": {"()": "config.logging.RefusalFilter"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
     },
@@ -313,5 +318,8 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         # urllib3's DEBUG lines carry request paths, and webhook paths carry secrets.
         "urllib3": {"level": "WARNING"},
+        # A 4xx answer is one line, from config.middleware.RequestLogMiddleware: Django's own
+        # records of it (with the traceback of a PermissionDenied) are dropped. 5xx pass.
+        **{name: {"filters": ["refusals"]} for name in REFUSAL_LOGGERS},
     },
 }

@@ -154,7 +154,8 @@ def test_static_files_share_one_route_label(client, caplog, settings):
 
 
 def test_djangos_own_request_warnings_carry_no_query_string(client, caplog):
-    # django.request logs 4xx with the request object, whose repr has the full URL.
+    # django.request logs 4xx with the request object, whose repr has the full URL: those
+    # records are dropped (the request line is the one line), and no line has the query.
     caplog.set_level(logging.DEBUG)
     space = SpaceFactory()
 
@@ -164,13 +165,155 @@ def test_djangos_own_request_warnings_carry_no_query_string(client, caplog):
     )
     client.get("/no/such/page?token=query-secret-value")
 
-    warnings = [r for r in caplog.records if r.name == "django.request"]
-    assert len(warnings) == 2
+    assert [r for r in caplog.records if r.name.startswith("django.")] == []
+    assert [(r.status, r.code) for r in request_records(caplog)] == [
+        (401, "invalid_api_key"),
+        (404, "not_found"),
+    ]
     for record in caplog.records:
-        line = JsonFormatter().format(record)
-        for secret in SECRETS:
-            assert secret not in line
-    assert json.loads(JsonFormatter().format(warnings[1]))["request"] == "GET /no/such/page"
+        for line in rendered(record):
+            for secret in SECRETS:
+                assert secret not in line
+
+
+# --- refusals are one line; server errors keep their traceback ---------------------------------
+
+
+def assert_one_line_without_traceback(records: list[logging.LogRecord]) -> None:
+    """No record has a traceback, and each is one line in the text and in the JSON format."""
+    text_format = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    for record in records:
+        assert not record.exc_info and not record.exc_text and not record.stack_info, record
+        text = text_format.format(record)
+        as_json = JsonFormatter().format(record)
+        assert "\n" not in text and "\n" not in as_json, text
+        assert "exc" not in json.loads(as_json)
+
+
+def _stale_claim(cast) -> tuple[str, dict]:
+    """A 409: completing a delivered job with a claim id that is not its claim."""
+    from jobs import services
+
+    services.create_job(cast.space, {"name": "a"})
+    [job] = services.poll_jobs(cast.space)
+    return f"/api/v1/jobs/{job.pk}/complete", {"HTTP_X_CLAIM_ID": "stale-claim-id"}
+
+
+def _refusal(cast, case: str):
+    """(response, method, route, status, code) of each refusal under test."""
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    from spaces import scopes
+
+    space = cast.space
+    if case in ("api-403-missing-scope", "api-404-unknown-job", "api-409-stale-claim"):
+        api = APIClient()
+        scope_list = [scopes.READ_PROGRESS] if case == "api-403-missing-scope" else None
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_key(space, scope_list)}")
+        if case == "api-403-missing-scope":
+            url = f"/api/v1/spaces/{space.public_id}/jobs"
+            return api.post(url, {"name": "a"}, format="json"), "POST", url, 403, "missing_scope"
+        if case == "api-404-unknown-job":
+            url = "/api/v1/jobs/01JNOSUCHJOB0000000000000"
+            return api.get(url), "GET", url, 404, "not_found"
+        url, headers = _stale_claim(cast)
+        return api.post(url, {}, format="json", **headers), "POST", url, 409, "stale_claim"
+    browser = Client()
+    if case == "dashboard-403-not-a-manager":  # bob is a member, not an owner or admin
+        browser.force_login(cast.bob)
+        url = f"/spaces/{space.public_id}/pause/"
+        return browser.post(url), "POST", url, 403, "permission_denied"
+    if case == "dashboard-404-not-a-member":
+        browser.force_login(cast.charlie)
+        url = f"/spaces/{space.public_id}/"
+        return browser.get(url), "GET", url, 404, "not_found"
+    raise AssertionError(case)
+
+
+REFUSALS = [
+    "api-403-missing-scope",
+    "api-404-unknown-job",
+    "api-409-stale-claim",
+    "dashboard-403-not-a-manager",
+    "dashboard-404-not-a-member",
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refusal_is_one_info_line_with_its_code_and_no_traceback(cast, caplog, case):
+    caplog.set_level(logging.DEBUG)
+
+    response, method, url, status, code = _refusal(cast, case)
+
+    assert response.status_code == status
+    assert_one_line_without_traceback(caplog.records)
+    # Django's own record of the answer (django.request, with the PermissionDenied traceback on
+    # the dashboard) is gone: the request line is the one line.
+    assert [r for r in caplog.records if r.name.startswith("django.")] == []
+    [line] = [r for r in request_records(caplog) if r.status == status]
+    assert line.levelno == logging.INFO
+    assert (line.method, line.path, line.status, line.code) == (
+        method,
+        "/" + resolve(url).route,
+        status,
+        code,
+    )
+    assert f" {status} {code} " in line.getMessage()
+    as_json = json.loads(JsonFormatter().format(line))
+    assert (as_json["method"], as_json["status"], as_json["code"]) == (method, status, code)
+
+
+def test_a_host_django_refuses_is_one_warning_line(client, caplog):
+    # Django logs a foreign Host header at ERROR with a traceback (django.security).
+    caplog.set_level(logging.DEBUG)
+
+    response = client.get("/api/v1/jobs/x", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert_one_line_without_traceback(caplog.records)
+    assert [r for r in caplog.records if r.name.startswith("django.")] == []
+    [line] = request_records(caplog)
+    assert (line.levelno, line.status, line.code) == (logging.WARNING, 400, "disallowed_host")
+
+
+def test_a_csrf_failure_is_one_warning_line(cast, caplog):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(cast.alice)
+    caplog.set_level(logging.DEBUG)
+
+    response = browser.post(f"/spaces/{cast.space.public_id}/pause/")
+
+    assert response.status_code == 403
+    assert_one_line_without_traceback(caplog.records)
+    assert [r for r in caplog.records if r.name.startswith("django.")] == []
+    [line] = request_records(caplog)
+    assert (line.levelno, line.status, line.code) == (logging.WARNING, 403, "csrf_failed")
+
+
+def test_a_server_error_still_logs_its_traceback(space, caplog, monkeypatch):
+    from django.test import Client
+
+    def boom(self, request, *args, **kwargs):
+        raise RuntimeError("a bug in the view")
+
+    url = "/api/v1/jobs/01JNOSUCHJOB0000000000000"
+    monkeypatch.setattr(resolve(url).func.view_class, "get", boom)
+    api = Client(raise_request_exception=False)
+    caplog.set_level(logging.DEBUG)
+
+    response = api.get(url, HTTP_AUTHORIZATION=f"Bearer {issue_key(space)}")
+
+    assert response.status_code == 500
+    [error] = [r for r in caplog.records if r.name == "django.request"]
+    assert error.levelno == logging.ERROR
+    assert error.exc_info and isinstance(error.exc_info[1], RuntimeError)
+    assert "a bug in the view" in json.loads(JsonFormatter().format(error))["exc"]
+    assert "Traceback" in logging.Formatter("%(message)s").format(error)
+    [line] = request_records(caplog)
+    assert (line.levelno, line.status, line.code) == (logging.WARNING, 500, "server_error")
 
 
 def test_run_time_counts_from_delivery_when_the_ack_was_implied(settings, caplog):
