@@ -417,7 +417,13 @@ class CheckpointView(ApiView):
         job = self.job_ref(jobId)
         body = self.body(request)
         if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
-            raise ApiError(413, "payload_too_large", "Checkpoint exceeds 1 MiB when serialized")
+            # Like payload, result and event data: a field rule (400), not the body cap (413).
+            raise ApiError(
+                400,
+                "validation_error",
+                "Validation failed",
+                details={"non_field_errors": ["Checkpoint exceeds 1 MiB when serialized"]},
+            )
         services.checkpoint_job(job, body, claim_id=self.claim_id(request, body))
         return Response(s.status_json(job))
 

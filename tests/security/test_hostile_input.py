@@ -307,3 +307,51 @@ def same_json(a, b) -> bool:
             return a == b
         return float(a) == float(b)
     return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        ("checkpoint", lambda big: {"state": big}),
+        ("complete", lambda big: {"result": big}),
+        ("event", lambda big: {"type": "t", "data": big}),
+    ],
+)
+def test_json_over_a_mebibyte_in_a_field_is_400_as_docs_api_says(api, space, endpoint, body):
+    job = services.create_job(space, {"name": "big"})[0]
+    (job,) = services.poll_jobs(space, names=["big"])
+    services.ack_job(job, claim_id=job.claim_id)
+    big = "x" * (1024 * 1024 + 1)
+    response = api.post(
+        f"/api/v1/jobs/{job.id}/{endpoint}",
+        body(big),
+        format="json",
+        HTTP_X_CLAIM_ID=job.claim_id,
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["code"] == "validation_error"
+    assert Job.objects.get(pk=job.id).status == Job.Status.RUNNING
+
+
+# Management commands: bytes that are not UTF-8 on a command line arrive as lone surrogates.
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["issue_token", "--space", "\udcff"],
+        ["issue_token", "--space", "main", "--name", "key\udcff"],
+        ["pause_space", "\udcff"],
+        ["resume_space", "sp\udcffce"],
+        ["space_settings", "--space", "main", "--push-url", "http://a\udcff.example/"],
+        ["space_settings", "--space", "main", "--push-names", "a\x00b"],
+    ],
+)
+def test_a_command_line_that_is_not_utf8_is_a_command_error(space, argv):
+    from django.core.management import CommandError, call_command
+
+    before = (space.paused_at, space.push_url)
+    with pytest.raises(CommandError, match="not valid Unicode|NUL"):
+        call_command(*argv)
+    space.refresh_from_db()
+    assert (space.paused_at, space.push_url) == before

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from config.exceptions import ApiError
 from jobs import flow
 from jobs.api.limits import MAX_LIMITS_PER_SPACE
 from jobs.models import NameLimit
+from lib.commands import CheckedCommand
 from lib.http_headers import parse_header_line
 from lib.outbound import masked_url
 from notifications import services
@@ -304,7 +305,7 @@ SECTIONS: list[Section] = [
 ]
 
 
-class Command(BaseCommand):
+class Command(CheckedCommand):
     help = (
         "Show or change a space's settings: Slack and HTTP push (empty URL: channel off), "
         "retention, and per-job-name flow-control limits."

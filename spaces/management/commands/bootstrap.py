@@ -6,10 +6,10 @@ import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from lib.commands import CheckedCommand
 from orgs.models import Membership, Organization
 from spaces import scopes
 from spaces.models import ApiKey, Space
@@ -20,7 +20,7 @@ DEMO_SPACE = "default"
 WORKER_TOKEN_NAME = "demo worker"  # noqa: S105 - a label, not a secret
 
 
-class Command(BaseCommand):
+class Command(CheckedCommand):
     help = "Create (once) a demo user, organization, space and worker token, and print them."
 
     def handle(self, *args, **options) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from lib.commands import CheckedCommand
 from orgs.models import Organization
 from spaces import scopes
 from spaces.models import ApiKey, Space
 
 
-class Command(BaseCommand):
+class Command(CheckedCommand):
     help = (
         "Issue an API key. Prints the key once; with --json the last line is "
         '{"spaceId": ..., "token": ...}.'

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
+from lib.commands import CheckedCommand
 from spaces.lookup import space_by_id_or_name
 from spaces.services import pause_space
 
 
-class Command(BaseCommand):
+class Command(CheckedCommand):
     help = "Pause a space (polls and claims return nothing, pushes are held). See resume_space."
 
     def add_arguments(self, parser) -> None:
