@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from jobs.models import Job, JobEvent
 from tests.jobs.conftest import status_of
 
@@ -66,10 +70,20 @@ def test_the_readme_tour_works_without_a_body_on_ack(api, create, poll):
     job_id = create()
     poll(count=1)
     assert api.post(f"/api/v1/jobs/{job_id}/ack").status_code == 200
+    assert status_of(job_id) == "running"
     response = api.post(
         f"/api/v1/jobs/{job_id}/complete", {"result": {"sent": True}}, format="json"
     )
     assert response.status_code == 200
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.result) == ("completed", {"sent": True})
+    assert job.started_at is not None and job.completed_at is not None
+    assert list(job.events.values_list("type", flat=True)) == [
+        "created",
+        "delivered",
+        "started",
+        "completed",
+    ]
 
 
 def test_complete_on_a_delivered_job_implies_the_ack(api, create, poll):
@@ -78,6 +92,9 @@ def test_complete_on_a_delivered_job_implies_the_ack(api, create, poll):
     assert api.post(f"/api/v1/jobs/{job_id}/complete", {}, format="json").status_code == 200
     job = Job.objects.get(pk=job_id)
     assert job.status == "completed" and job.started_at is not None
+    completed = job.events.get(type="completed")
+    assert completed.previous_status == "delivered"
+    assert not job.events.filter(type="started").exists()
 
 
 def test_fail_with_attempts_left_schedules_a_retry_then_dies(api, create, poll):
@@ -100,8 +117,15 @@ def test_fail_with_attempts_left_schedules_a_retry_then_dies(api, create, poll):
 def test_fail_with_retry_false_is_dead_at_once(api, create, poll):
     job_id = create(maxRetries=5)
     poll()
-    api.post(f"/api/v1/jobs/{job_id}/fail", {"error": "fatal", "retry": False}, format="json")
-    assert status_of(job_id) == "dead"
+    response = api.post(
+        f"/api/v1/jobs/{job_id}/fail", {"error": "fatal", "retry": False}, format="json"
+    )
+    assert response.status_code == 200
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempt_number, job.last_error) == ("dead", 1, "fatal")
+    assert job.completed_at is not None
+    assert not job.events.filter(type="retried").exists()
+    assert job.events.get(type="dead").data == {"error": "fatal"}
 
 
 def test_kill_and_retry(api, create):
@@ -161,7 +185,9 @@ def test_a_stale_claim_id_changes_nothing(api, create, poll):
         )
         assert response.status_code == 409
         assert response.json()["code"] == "stale_claim"
-    assert status_of(job_id) == "delivered"
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.result, job.last_error) == ("delivered", None, "")
+    assert list(job.events.values_list("type", flat=True)) == ["created", "delivered"]
 
 
 def test_wrong_status_transitions_answer_409(api, create, poll):
@@ -177,11 +203,19 @@ def test_wrong_status_transitions_answer_409(api, create, poll):
         response = api.post(f"/api/v1/jobs/{job_id}/{verb}", body, format="json")
         assert response.status_code == 409, verb
         assert response.json()["code"] == "invalid_transition"
+    # None of them changed the pending job or wrote an event.
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempt_number, job.progress) == ("pending", 1, None)
+    assert list(job.events.values_list("type", flat=True)) == ["created"]
     poll()
     assert api.post(f"/api/v1/jobs/{job_id}/claim").status_code == 409
-    api.post(f"/api/v1/jobs/{job_id}/complete", {}, format="json")
+    assert status_of(job_id) == "delivered"
+    assert api.post(f"/api/v1/jobs/{job_id}/complete", {}, format="json").status_code == 200
     for verb in ("kill", "complete", "ack"):
         assert api.post(f"/api/v1/jobs/{job_id}/{verb}", {}, format="json").status_code == 409
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "completed"
+    assert list(job.events.values_list("type", flat=True)) == ["created", "delivered", "completed"]
 
 
 def test_claim_by_id(api, create):
@@ -190,7 +224,9 @@ def test_claim_by_id(api, create):
     assert response.status_code == 200
     assert response.json()["job"]["id"] == job_id
     assert response.json()["job"]["claimId"]
-    assert status_of(job_id) == "delivered"
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.claim_id) == ("delivered", response.json()["job"]["claimId"])
+    assert job.delivery_deadline is not None
     assert api.post(f"/api/v1/jobs/{job_id}/claim").json()["code"] == "invalid_transition"
 
 
@@ -222,14 +258,22 @@ def test_checkpoint_custom_event_and_keepalive(api, create, poll):
         ).status_code
         == 200
     )
+    before = timezone.now()
     response = api.post(f"/api/v1/jobs/{job_id}/keepalive", {"extendSeconds": 900}, format="json")
     assert response.status_code == 200
+    job = Job.objects.get(pk=job_id)
+    # The running job's deadline moved to 900 s from the call (its timeout is 300 s).
+    assert before + timedelta(seconds=900) <= job.execution_deadline
+    assert job.execution_deadline <= timezone.now() + timedelta(seconds=900)
+    assert job.status == "running"
     types = list(JobEvent.objects.filter(job_id=job_id).values_list("type", "data"))
     assert ("checkpoint", {"page": 7}) in types
     assert ("thumbnail", {"n": 1}) in types
     # A worker cannot forge lifecycle events.
     response = api.post(f"/api/v1/jobs/{job_id}/event", {"type": "completed"}, format="json")
     assert response.status_code == 400
+    assert not JobEvent.objects.filter(job_id=job_id, type="completed").exists()
+    assert status_of(job_id) == "running"
 
 
 def test_get_job_returns_fields_and_events(api, create, poll):
@@ -288,6 +332,8 @@ def test_poll_on_a_paused_space_returns_nothing_and_claim_409(api, space, create
     assert poll() == []
     response = api.post(f"/api/v1/jobs/{job_id}/claim")
     assert response.status_code == 409 and response.json()["code"] == "space_paused"
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.claim_id, job.delivery_count) == ("pending", None, 0)
 
 
 def test_poll_with_ack_starts_the_job(api, create, poll):

@@ -8,7 +8,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from jobs.models import Job
+from jobs.models import Job, JobEvent
 from spaces import scopes
 from tests.factories import issue_key
 
@@ -145,11 +145,18 @@ def test_idempotency_keys_in_a_bulk_create(api, space):
 
 
 def test_the_same_idempotency_key_in_two_spaces_makes_two_jobs(cast, client_for):
+    ids = {}
     for space in (cast.space, cast.other_space):
         response = client_for(issue_key(space)).post(
             url(space), {"name": "a", "idempotencyKey": "same"}, format="json"
         )
         assert response.status_code == 201
+        ids[space.pk] = response.json()["id"]
+    jobs = Job.objects.filter(idempotency_key="same")
+    assert jobs.count() == 2
+    # One job in each space, each the one its own create answered with.
+    assert dict(jobs.values_list("space_id", "id")) == ids
+    assert ids[cast.space.pk] != ids[cast.other_space.pk]
 
 
 WORKER_CALLS = [
@@ -187,6 +194,9 @@ def test_each_missing_scope_is_403_with_the_exact_message(space, client_for, met
     )
     assert response.status_code == 403
     assert response.json() == {"error": f"Missing required scope: {scope}", "code": "missing_scope"}
+    # Refused before anything happened: no job created, this one untouched, no event.
+    assert list(Job.objects.values_list("id", "status")) == [(job.id, "pending")]
+    assert not JobEvent.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -256,6 +266,10 @@ def test_another_spaces_job_is_404_like_an_unknown_one(cast, client_for):
         assert response.status_code == 404
     assert client.post(f"{url(cast.other_space)}/poll", {}, format="json").status_code == 404
     assert Job.objects.get(pk=theirs.pk).status == "pending"
+    # Nothing was written in either space: no job created, no transition, no log line.
+    assert list(Job.objects.values_list("id", flat=True)) == [theirs.id]
+    assert not JobEvent.objects.exists()
+    assert Job.objects.get(pk=theirs.pk).log_seq == 0
 
 
 def test_missing_unknown_and_revoked_keys_are_401(space):
@@ -336,6 +350,8 @@ def test_progress_validation(api, create, poll, body):
     api.post(f"/api/v1/jobs/{job_id}/ack")
     response = api.post(f"/api/v1/jobs/{job_id}/progress", body, format="json")
     assert response.status_code == 400
+    job = Job.objects.get(pk=job_id)
+    assert job.progress is None and not job.events.filter(type="progress").exists()
 
 
 @pytest.mark.parametrize(
@@ -358,6 +374,7 @@ def test_poll_validation(api, space, body):
 def test_fail_requires_an_error(api, create, poll):
     job_id = create()
     poll()
+    before = Job.objects.get(pk=job_id)
     assert api.post(f"/api/v1/jobs/{job_id}/fail", {}, format="json").status_code == 400
     assert (
         api.post(
@@ -365,6 +382,13 @@ def test_fail_requires_an_error(api, create, poll):
         ).status_code
         == 400
     )
+    after = Job.objects.get(pk=job_id)
+    assert (after.status, after.attempt_number, after.delivery_deadline) == (
+        "delivered",
+        1,
+        before.delivery_deadline,
+    )
+    assert list(after.events.values_list("type", flat=True)) == ["created", "delivered"]
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -447,6 +471,8 @@ def test_a_gzip_bomb_is_413(api, create, settings):
         HTTP_CONTENT_ENCODING="gzip",
     )
     assert response.status_code == 413
+    job = Job.objects.get(pk=job_id)
+    assert job.log_seq == 0 and not job.events.filter(type="logs").exists()
 
 
 # --- batch complete / fail --------------------------------------------------------------------
@@ -476,6 +502,14 @@ def test_batch_complete_and_fail_answer_per_item(api, create, poll, cast, client
     assert results[0]["status"] == "dead"
     assert results[1]["code"] == "validation_error"
     assert Job.objects.get(pk=b).status == "delivered"
+    done = Job.objects.get(pk=a)
+    assert (done.status, done.result) == ("completed", {"ok": 1})
+    dead = Job.objects.get(pk=c)
+    assert (dead.status, dead.last_error) == ("dead", "x")
+    assert list(Job.objects.get(pk=b).events.values_list("type", flat=True)) == [
+        "created",
+        "delivered",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -491,6 +525,7 @@ def test_nul_characters_and_absurd_nesting_are_400_not_500(api, space, body):
     response = api.post(url(space), body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
+    assert not Job.objects.exists()
 
 
 @pytest.mark.parametrize("params", [{"name": "a\x00"}, {"name": "x" * 201}, {"status": "\x00"}])
@@ -545,16 +580,20 @@ def test_callbacks_to_literal_internal_addresses_are_refused(api, space, setting
         response = api.post(url(space), {"name": "a", "callbackUrl": target}, format="json")
         assert response.status_code == 400, target
         assert "callbackUrl" in response.json()["details"]
+    assert not Job.objects.exists()
     response = api.post(
         url(space), {"name": "a", "callbackUrl": "https://example.com/hook"}, format="json"
     )
     assert response.status_code == 201
+    (job,) = Job.objects.all()
+    assert job.callback_url == "https://example.com/hook"
 
 
 def test_callback_headers_follow_the_shared_header_rules(api, space):
     for headers in ({"Bad Name": "x"}, {"X-A": "line\nbreak"}, {"Content-Length": "5"}):
         response = api.post(url(space), {"name": "a", "callbackHeaders": headers}, format="json")
         assert response.status_code == 400, headers
+    assert not Job.objects.exists()
 
 
 def test_claim_and_retry_refuse_over_size_bodies(api, space, settings, create):
@@ -563,3 +602,6 @@ def test_claim_and_retry_refuse_over_size_bodies(api, space, settings, create):
     for verb in ("claim", "retry"):
         response = api.post(f"/api/v1/jobs/{job_id}/{verb}", {"x": "y" * 200}, format="json")
         assert response.status_code == 413, verb
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.claim_id) == ("pending", None)
+    assert list(job.events.values_list("type", flat=True)) == ["created"]

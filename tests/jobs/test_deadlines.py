@@ -192,6 +192,7 @@ def test_scheduled_for_in_the_past_is_rejected(api, space, clock):
     )
     assert response.status_code == 400
     assert "scheduledFor" in response.json()["details"]
+    assert not Job.objects.exists()
 
 
 def test_scheduled_for_through_the_api(api, space, clock):
@@ -203,7 +204,9 @@ def test_scheduled_for_through_the_api(api, space, clock):
     assert response.status_code == 201
     assert response.json()["status"] == "scheduled"
     job = Job.objects.get(pk=response.json()["id"])
-    assert job.available_at == T0 + timedelta(minutes=5)
+    assert job.status == "scheduled"
+    assert job.available_at == job.scheduled_for == T0 + timedelta(minutes=5)
+    assert services.poll_jobs(space) == []  # not handed out before its time
 
 
 def test_a_worker_whose_lease_ran_out_cannot_touch_the_next_attempt(space, clock):

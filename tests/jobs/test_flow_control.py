@@ -210,7 +210,10 @@ def test_the_api_sets_lists_and_removes_limits(space):
     assert response.status_code == 200
     assert response.json() == {"name": "email", "concurrency": 2, "rate": 5.0}
     assert client.get(url).json() == {"limits": [{"name": "email", "concurrency": 2, "rate": 5.0}]}
+    stored = NameLimit.objects.get(space=space, name="email")
+    assert (stored.concurrency, stored.rate) == (2, 5.0)
     assert client.delete(f"{url}/email").status_code == 204
+    assert not NameLimit.objects.exists()
     assert client.delete(f"{url}/email").status_code == 404
     assert client.get(url).json() == {"limits": []}
 

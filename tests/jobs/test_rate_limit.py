@@ -7,34 +7,97 @@ import pytest
 import time_machine
 
 from jobs.api import throttling
+from spaces.models import ApiKey
 
 
-def test_over_the_limit_is_429_with_retry_after_and_the_next_second_is_free(api, space, settings):
+def redis_name(key_id: int, when: datetime) -> str:
+    """The shared counter of KEY_ID for the second WHEN is in (jobs/api/throttling.py)."""
+    return f"jobyard:rl:{key_id}:{int(when.timestamp())}"
+
+
+class Counters:
+    """A key's count for one second, read where the limit keeps it: Redis when REDIS_URL is
+    set (the shared counter every web process adds to), else this process's own window."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.used: set[str] = set()
+
+    def __call__(self, key_id: int, when: datetime) -> int:
+        if self.client is None:
+            second, count = throttling._windows.get(key_id, (None, 0))
+            return count if second == int(when.timestamp()) else 0
+        name = redis_name(key_id, when)
+        self.used.add(name)
+        return int(self.client.get(name) or 0)
+
+    def forget(self, key_id: int, when: datetime) -> None:
+        """Start from zero (a counter left by an earlier run of the suite lives 2 s)."""
+        if self.client is not None:
+            self.used.add(redis_name(key_id, when))
+            self.client.delete(redis_name(key_id, when))
+
+
+@pytest.fixture
+def counters(settings, monkeypatch):
+    monkeypatch.setattr(throttling, "_redis_client", None)
+    monkeypatch.setattr(throttling, "_redis_down_until", 0.0)
+    monkeypatch.setattr(throttling, "_shared", {})
+    monkeypatch.setattr(throttling, "_windows", {})
+    client = None
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+    read = Counters(client)
+    yield read
+    if client is not None and read.used:
+        client.delete(*read.used)
+
+
+def key_id_of(space, name: str = "test key") -> int:
+    return ApiKey.objects.get(space=space, name=name).pk
+
+
+def test_over_the_limit_is_429_with_retry_after_and_the_next_second_is_free(
+    api, space, settings, counters
+):
     settings.API_RATE_LIMIT_PER_SECOND = 3
     url = f"/api/v1/spaces/{space.public_id}/jobs"
-    with time_machine.travel(
-        datetime(2031, 5, 1, 0, 0, 0, 250_000, tzinfo=UTC), tick=False
-    ) as clock:
+    first = datetime(2031, 5, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    key_id = key_id_of(space)
+    counters.forget(key_id, first)
+    counters.forget(key_id, first.replace(second=1))
+    with time_machine.travel(first, tick=False) as clock:
         codes = [api.get(url).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         response = api.get(url)
         assert response.status_code == 429
         assert response["Retry-After"] == "1"
         assert response.json()["code"] == "rate_limited"
+        # Every request of the second was counted where the limit is kept (with Redis: the
+        # shared counter; under 20 a second every hit is sent).
+        assert counters(key_id, first) == 5
         clock.shift(1)
         assert api.get(url).status_code == 200
+    assert counters(key_id, first.replace(second=1)) == 1
 
 
-def test_the_limit_is_per_key(api, space, settings, client_for):
+def test_the_limit_is_per_key(api, space, settings, client_for, counters):
     from tests.factories import issue_key
 
     settings.API_RATE_LIMIT_PER_SECOND = 1
-    other = client_for(issue_key(space))
+    other = client_for(issue_key(space, name="other key"))
     url = f"/api/v1/spaces/{space.public_id}/jobs"
-    with time_machine.travel(datetime(2031, 5, 2, tzinfo=UTC), tick=False):
+    when = datetime(2031, 5, 2, tzinfo=UTC)
+    counters.forget(key_id_of(space), when)
+    counters.forget(key_id_of(space, "other key"), when)
+    with time_machine.travel(when, tick=False):
         assert api.get(url).status_code == 200
         assert api.get(url).status_code == 429
         assert other.get(url).status_code == 200
+    assert counters(key_id_of(space), when) == 2
+    assert counters(key_id_of(space, "other key"), when) == 1
 
 
 def test_redis_down_fails_open(api, space, settings, monkeypatch):

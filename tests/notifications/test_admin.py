@@ -35,6 +35,20 @@ def test_the_admin_lists_deliveries_and_the_outbox_read_only(admin_client, rows)
     add = admin_client.get(reverse("admin:notifications_pendingnotification_add"))
     assert add.status_code == 403
 
+    # Read-only: a change posted anyway is refused and changes nothing.
+    change = admin_client.post(
+        reverse("admin:notifications_notificationdelivery_change", args=[delivery.pk]),
+        {"error": "rewritten", "status_code": 200, "success": "on"},
+    )
+    assert change.status_code == 403
+    delivery.refresh_from_db()
+    assert (delivery.error, delivery.status_code, delivery.success) == (
+        "HTTP 500: rollup_error",
+        500,
+        False,
+    )
+    assert PendingNotification.objects.filter(pk=pending.pk).exists()
+
 
 def test_the_admin_filters_deliveries_by_space_and_channel(admin_client, rows):
     delivery, _ = rows

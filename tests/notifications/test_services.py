@@ -78,12 +78,15 @@ def test_test_sends_need_a_url(db):
 
 
 def test_settings_errors_are_api_errors_per_field(space):
+    before = (space.push_url, space.push_headers, space.push_names)
     with pytest.raises(services.SettingsError) as caught:
         services.update_push(
             space, url="gopher://x", headers={"Host": "x"}, names=[""] * 0 + ["a" * 201]
         )
     assert caught.value.status_code == 400
     assert set(caught.value.details) == {"push_url", "push_headers", "push_names"}
+    space.refresh_from_db()
+    assert (space.push_url, space.push_headers, space.push_names) == before
 
 
 def test_recent_deliveries_lists_newest_first(space, httpserver):

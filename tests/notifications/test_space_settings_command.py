@@ -114,16 +114,22 @@ def test_invalid_values_are_rejected_and_nothing_changes(space, args, message):
 def test_private_targets_are_rejected(space):
     with pytest.raises(CommandError, match="not allowed"):
         run("--space", "billing", "--push-url", "http://169.254.169.254/latest")
+    space.refresh_from_db()
+    assert space.push_url == ""
 
 
 def test_an_ambiguous_name_needs_the_org(db):
     first = SpaceFactory(name="main", organization=OrganizationFactory(slug="acme"))
-    SpaceFactory(name="main")
+    second = SpaceFactory(name="main")
     with pytest.raises(CommandError, match="Several spaces"):
-        run("--space", "main", "--push-url", "")
+        run("--space", "main", "--push-url", "https://w.example.com/")
+    first.refresh_from_db()
+    assert first.push_url == ""
     run("--space", "main", "--org", "acme", "--push-url", "https://w.example.com/")
     first.refresh_from_db()
+    second.refresh_from_db()
     assert first.push_url == "https://w.example.com/"
+    assert second.push_url == ""
 
 
 def test_rotating_the_push_secret_prints_the_new_one(space):
@@ -152,6 +158,10 @@ def test_test_flags_send_now(space, httpserver):
     )
     assert report["tests"] == {"Slack test": "ok", "Push test": "failed (HTTP 500: nope)"}
     assert len(httpserver.log) == 2  # no retry for tests
+    # The URLs given were saved before the tests went to them.
+    space.refresh_from_db()
+    assert space.slack_webhook_url == httpserver.url_for("/slack")
+    assert space.push_url == httpserver.url_for("/push")
 
 
 def test_test_without_a_url_is_an_error(space):

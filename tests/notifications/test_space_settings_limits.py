@@ -97,6 +97,7 @@ def test_limits_are_in_the_output_and_the_json(space):
     out = run("--space", "media", "--limit", "img.resize:4:2.5")
     assert "Updated: limits" in out
     assert "limits: img.resize=4/2.5" in out
+    assert limits(space) == {"img.resize": (4, 2.5)}
 
     report = json.loads(run("--space", "media", "--json"))
     assert report["limits"] == {"img.resize": {"concurrency": 4, "rate": 2.5}}
