@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils.html import escape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
@@ -147,8 +148,16 @@ def test_create_keeps_any_accepted_payload(site, value):
     )
     if _accepted(response):
         job_id = response.json()["id"]
-        assert same_json(site.job(job_id)["payload"], value)
+        stored = site.job(job_id)["payload"]
+        assert same_json(stored, value)
         site.every_reader_answers(job_id)
+        # The dashboard's job page and the admin show that same value.
+        page = site.browser.get(f"/spaces/{site.space.public_id}/jobs/{job_id}").content.decode()
+        shown = json.dumps(stored, indent=2, sort_keys=True, ensure_ascii=False)
+        assert escape(shown) in page
+        if stored:  # the admin shows null and empty values as its empty-value dash
+            admin = site.admin.get(f"/admin/jobs/job/{job_id}/change/").content.decode()
+            assert escape(json.dumps(stored, ensure_ascii=False)) in admin
 
 
 @PROPERTIES
