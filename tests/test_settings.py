@@ -1,4 +1,5 @@
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ def _settings(
             "DATABASE_URL",
             "REDIS_URL",
             "SECRET_KEY",
+            "SECRET_KEY_FILE",
+            "SECRET_KEY_FALLBACKS",
+            "FIELD_ENCRYPTION_KEYS",
             "ALLOWED_HOSTS",
             "DEBUG",
             "OUTBOUND_ALLOW_PRIVATE",
@@ -80,6 +84,55 @@ def test_production_refuses_to_start_without_its_secrets(tmp_path, env, message)
     )
     assert out.returncode != 0
     assert message in out.stderr
+
+
+def test_the_embedded_default_makes_a_key_for_the_install_and_keeps_it(tmp_path):
+    expr = "s.SECRET_KEY, __import__('lib.crypto', fromlist=['_keys'])._keys()"
+    first = _settings({"VAR_DIR": str(tmp_path)}, expr)
+    second = _settings({"VAR_DIR": str(tmp_path)}, expr)
+
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "secret_key"
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # the settings' SECRET_KEY, and the only key secrets at rest are encrypted with
+    assert first.stdout.strip() == f"{key} {(key,)!r}"
+    assert second.stdout == first.stdout
+    assert "insecure-local-only" not in first.stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    assert key not in _settings({"VAR_DIR": str(other)}, "s.SECRET_KEY").stdout
+
+
+def test_a_secret_key_from_the_environment_wins_and_makes_no_key_file(tmp_path):
+    out = _settings({"VAR_DIR": str(tmp_path), "SECRET_KEY": "e" * 60}, "s.SECRET_KEY")
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "e" * 60
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_without_a_secret_key_refuses_and_makes_no_key_file(tmp_path):
+    out = _settings(
+        {"VAR_DIR": str(tmp_path), "ALLOWED_HOSTS": "example.com"},
+        "s.SECRET_KEY",
+        module="config.settings.production",
+    )
+
+    assert out.returncode != 0
+    assert "SECRET_KEY must be set" in out.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_a_key_file_that_cannot_be_read_stops_the_embedded_default(tmp_path):
+    (tmp_path / "secret_key").mkdir()
+
+    out = _settings({"VAR_DIR": str(tmp_path)}, "s.SECRET_KEY")
+
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last and str(tmp_path / "secret_key") in last
+    assert "Set SECRET_KEY" in last
 
 
 def test_a_malformed_boolean_fails_loudly(tmp_path):

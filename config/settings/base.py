@@ -43,11 +43,12 @@ VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", default=False)
-# The embedded default gets a stable local key so sessions survive restarts; production.py
-# refuses to start without a real one.
-SECRET_KEY = (
-    env_secret("SECRET_KEY") or "insecure-local-only-key-change-me-in-production-0123456789"
-)
+# Each mode decides what an unset SECRET_KEY means: local.py (the embedded default) makes a
+# random key for the install in VAR_DIR/secret_key, test.py uses a key of its own, and
+# production.py refuses to start. Left empty, Django refuses to run.
+SECRET_KEY = env_secret("SECRET_KEY") or ""
+# Where the embedded default keeps the key it made for this install (lib.crypto.install_key).
+SECRET_KEY_INSTALL_FILE = VAR_DIR / "secret_key"
 # Keys for the secrets stored in the database (Slack URL, push and callback header values, push
 # signing secret), newest first; empty: SECRET_KEY and SECRET_KEY_FALLBACKS (lib/crypto.py).
 FIELD_ENCRYPTION_KEYS = [

@@ -1,9 +1,12 @@
 """The test suite: the embedded default unless DATABASE_URL / REDIS_URL are set (CI sets them)."""
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR
+from .base import SECRET_KEY, VAR_DIR
 
 DEBUG = False
+# A key of the test suite's own, so every test process (and server it starts with these
+# settings) agrees whatever its VAR_DIR; no install runs with it.
+SECRET_KEY = SECRET_KEY or "test-suite-only-key-" + "t" * 44
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests talk to receivers they start on 127.0.0.1.
 OUTBOUND_ALLOW_PRIVATE = True

@@ -3,6 +3,7 @@ with a new key first, rows written before encryption migrated in place."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -148,3 +149,102 @@ def test_the_migration_encrypts_rows_written_in_clear_and_reverses():
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
         executor.migrate(leaves)
+
+
+# --- the old built-in key: decrypt only --------------------------------------------------------
+
+
+def under_the_old_built_in_key(text: str) -> str:
+    """TEXT as an install on the embedded default stored it before install keys existed."""
+    return crypto.PREFIX + crypto._derive(crypto.LEGACY_DEFAULT_KEY).encrypt(text.encode()).decode()
+
+
+def opens_with_the_old_built_in_key(stored: str) -> bool:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        crypto._derive(crypto.LEGACY_DEFAULT_KEY).decrypt(stored[len(crypto.PREFIX) :].encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+def test_values_under_the_old_built_in_key_are_read_and_reencrypt_moves_them(db, caplog):
+    space = SpaceFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE spaces_space SET slack_webhook_url = %s WHERE id = %s",
+            [under_the_old_built_in_key(SLACK_URL), space.pk],
+        )
+    before = raw("spaces_space", "slack_webhook_url", space.pk)
+    crypto._warn_legacy.cache_clear()
+
+    with caplog.at_level(logging.WARNING, logger="jobyard.crypto"):
+        assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+        assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+    warnings = [r for r in caplog.records if r.name == "jobyard.crypto"]
+    assert len(warnings) == 1 and "reencrypt_secrets" in warnings[0].getMessage()
+    assert crypto.needs_rotation(before)
+
+    call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    after = raw("spaces_space", "slack_webhook_url", space.pk)
+    assert after != before and not crypto.needs_rotation(after)
+    assert not opens_with_the_old_built_in_key(after)
+    assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"SECRET_KEY": "s" * 60, "FIELD_ENCRYPTION_KEYS": []},
+        {"SECRET_KEY": "s" * 60, "SECRET_KEY_FALLBACKS": ["f" * 60], "FIELD_ENCRYPTION_KEYS": []},
+        {"SECRET_KEY": "s" * 60, "FIELD_ENCRYPTION_KEYS": ["k" * 60, "old" * 20]},
+    ],
+    ids=["secret-key", "with-fallbacks", "field-keys"],
+)
+def test_no_configuration_encrypts_with_the_old_built_in_key(db, settings, keys):
+    for name, value in keys.items():
+        setattr(settings, name, value)
+
+    assert crypto.LEGACY_DEFAULT_KEY not in crypto._keys()
+    stored = crypto.encrypt("a secret")
+    assert not opens_with_the_old_built_in_key(stored)
+    assert crypto.decrypt(stored) == "a secret"
+    space = SpaceFactory(slack_webhook_url=SLACK_URL)
+    assert not opens_with_the_old_built_in_key(raw("spaces_space", "slack_webhook_url", space.pk))
+
+
+def test_with_no_key_at_all_nothing_is_encrypted(settings):
+    """No key configured is an error, never a fall back to the old built-in key."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.SECRET_KEY = ""
+    settings.FIELD_ENCRYPTION_KEYS = []
+    with pytest.raises(ImproperlyConfigured):
+        crypto.encrypt("a secret")
+
+
+def test_reencrypt_issues_each_spaces_public_progress_key_after_a_new_secret_key(db, settings):
+    from spaces.auth import resolve_key
+
+    space = SpaceFactory()
+    old_public = space.public_progress_key
+    settings.SECRET_KEY = "a-new-secret-key-" + "n" * 50
+    new_public = space.public_progress_key
+    assert new_public != old_public and resolve_key(new_public) is None
+
+    out = io.StringIO()
+    call_command("reencrypt_secrets", stdout=out)
+
+    assert "1 public progress keys issued" in out.getvalue()
+    issued = resolve_key(new_public)
+    assert (issued.space_id, issued.is_public, issued.scopes) == (
+        space.pk,
+        True,
+        ["jobs:read:progress"],
+    )
+    assert resolve_key(old_public) is not None  # pages that embed the old one keep working
+    again = io.StringIO()
+    call_command("reencrypt_secrets", stdout=again)
+    assert "0 public progress keys issued" in again.getvalue()

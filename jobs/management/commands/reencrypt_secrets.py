@@ -1,7 +1,14 @@
 """Re-encrypt every secret stored in the database with the first key of FIELD_ENCRYPTION_KEYS.
 
 After a key rotation (new key first, old keys after it, or a new SECRET_KEY with the old one in
-SECRET_KEY_FALLBACKS), run this once; then the old key can be dropped from the settings.
+SECRET_KEY_FALLBACKS), run this once; then the old key can be dropped from the settings. It
+also moves values still under the old built-in key of the embedded default (public, kept by
+lib/crypto.py to decrypt only) to the current key.
+
+A new SECRET_KEY also changes each space's public progress key (derived from it, see
+spaces/keys.py): this command gives every space a key row for its current public key, so the
+key the dashboard shows works. The row of the previous public key is kept, so pages that embed
+it keep working.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from jobs.models import Job
 from lib import crypto
-from spaces.models import Space
+from spaces import keys, scopes
+from spaces.models import ApiKey, Space
 
 # (model, primary-key start, encrypted fields)
 TABLES = [
@@ -31,6 +39,8 @@ class Command(BaseCommand):
         for model, first_pk, fields in TABLES:
             done = self.reencrypt(model, first_pk, fields, options["batch"])
             self.stdout.write(f"{model._meta.label}: {done} rows re-encrypted")
+        issued = self.issue_public_keys()
+        self.stdout.write(f"spaces.ApiKey: {issued} public progress keys issued")
 
     def reencrypt(self, model, first_pk, fields: list[str], batch: int) -> int:
         """Rows whose raw stored value is clear text or under an older key are saved again."""
@@ -56,3 +66,23 @@ class Command(BaseCommand):
                     obj.save(update_fields=fields)
                     done += 1
             last = rows[-1][0]
+
+    def issue_public_keys(self) -> int:
+        """A key row for each space's current public progress key that has none (a revoked
+        row counts: a key revoked on purpose is not brought back)."""
+        issued = 0
+        for space in Space.objects.only("pk", "public_id").iterator():
+            clear = space.public_progress_key
+            digest = keys.digest(clear)
+            if ApiKey.objects.filter(digest=digest).exists():
+                continue
+            ApiKey.objects.create(
+                space=space,
+                name="Public progress key",
+                scopes=scopes.PUBLIC_PROGRESS,
+                prefix=keys.lookup_prefix(clear),
+                digest=digest,
+                is_public=True,
+            )
+            issued += 1
+        return issued
