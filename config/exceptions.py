@@ -1,4 +1,7 @@
-"""Every API error is JSON: {"error": <message>, "code": <machine code>, "details"?: {...}}."""
+"""Every API error is JSON: {"error": <message>, "code": <machine code>, "details"?: {...}}.
+
+Domain errors (lib/errors.py) carry no HTTP status: this is the one place that gives each kind
+its status."""
 
 from __future__ import annotations
 
@@ -9,16 +12,24 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from lib import errors
 
-class ApiError(exceptions.APIException):
-    """An error with an explicit status, code and message."""
+HTTP_STATUS: dict[type[errors.DomainError], int] = {
+    errors.Invalid: 400,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.Unsupported: 415,
+    errors.Throttled: 429,
+}
 
-    def __init__(self, status_code: int, code: str, message: str, details=None) -> None:
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.details = details
-        super().__init__(detail=message, code=code)
+
+def http_status(error: errors.DomainError) -> int:
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 400
 
 
 def _codes(detail) -> str:
@@ -28,11 +39,11 @@ def _codes(detail) -> str:
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, ApiError):
+    if isinstance(exc, errors.DomainError):
         body = {"error": exc.message, "code": exc.code}
         if exc.details is not None:
             body["details"] = exc.details
-        response = Response(body, status=exc.status_code)
+        response = Response(body, status=http_status(exc))
         if getattr(exc, "wait", None):
             response["Retry-After"] = str(exc.wait)
         return response

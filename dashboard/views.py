@@ -21,17 +21,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from rest_framework.exceptions import APIException
 
-from config.exceptions import ApiError
 from jobs import flow
 from jobs.models import Job, JobEvent, JobLog, NameLimit
+from lib import errors
 from notifications import services as notify
 from notifications.models import EndpointBreaker, NotificationDelivery
 from orgs.models import Invitation, InvitationError, Membership, Organization
 from schedules import services as schedule_services
 from schedules.models import Schedule
-from spaces import scopes
+from spaces import access, scopes
 from spaces import services as space_services
 from spaces.models import ApiKey, Space
 
@@ -69,19 +68,11 @@ def _get_space_for_user(request: HttpRequest, public_id: str, manage: bool = Fal
     """The space PUBLIC_ID if the user is a member of its organization (else 404); 403 if MANAGE
     and the user is not an owner or admin there. The membership is attached as `space.membership`.
     """
-    space = (
-        Space.objects.for_user(request.user)
-        .select_related("organization")
-        .filter(public_id=public_id)
-        .first()
-    )
+    space = access.member_space(request.user, public_id)
     if space is None:
         raise Http404("No such space")
-    membership = Membership.objects.get(organization=space.organization, user=request.user)
-    if manage and not membership.can_manage:
+    if manage and not space.membership.can_manage:
         raise PermissionDenied("Only owners and admins can do this.")
-    space.membership = membership
-    space.organization.membership = membership
     return space
 
 
@@ -567,7 +558,7 @@ def job_kill(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse:
     )
     try:
         kill_job(job, reason=reason)
-    except ApiError as exc:
+    except errors.DomainError as exc:
         messages.error(request, f"Could not kill the job: {exc.message}")
     else:
         messages.success(request, "Job killed.")
@@ -583,7 +574,7 @@ def job_retry(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse
 
     try:
         retry_job(job)
-    except ApiError as exc:
+    except errors.DomainError as exc:
         messages.error(request, f"Could not retry the job: {exc.message}")
     else:
         messages.success(request, "Job queued again.")
@@ -807,7 +798,7 @@ def _send_test(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     sender = notify.send_test_slack if kind == "slack" else notify.send_test_push
     try:
         outcome = sender(space)
-    except ApiError as exc:
+    except errors.DomainError as exc:
         messages.error(request, f"{label} not sent: {exc.message}")
         return redirect(anchor)
     if outcome.success:
@@ -948,9 +939,9 @@ def schedule_trigger(request: HttpRequest, public_id: str, name: str) -> HttpRes
     schedule = _get_schedule(space, name)
     try:
         job = schedule_services.trigger_now(schedule)
-    except APIException as exc:
+    except errors.DomainError as exc:
         # A template that no longer validates, or a job the space refuses.
-        detail = exc.message if isinstance(exc, ApiError) else _flat_detail(exc.detail)
+        detail = _flat_detail(exc.details) if exc.details else exc.message
         messages.error(request, f"Could not run “{schedule.name}”: {detail}")
         return redirect(_next_url_or(request, _schedule_url(space, schedule)))
     messages.success(request, f"Schedule “{schedule.name}” triggered: job {job.id} created.")

@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from ulid import ULID
 
-from config.exceptions import ApiError
+from lib import errors
 from spaces import auth as spaces_auth
 from spaces.models import Space
 
@@ -50,12 +50,12 @@ EXTRA_DELIVERIES = 3
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
-class JobError(ApiError):
-    """A lifecycle error, answered as JSON with its status and code."""
+# Any refusal of the lifecycle: a domain error (lib/errors.py) with a code and no HTTP status.
+JobError = errors.DomainError
 
 
 def not_found() -> JobError:
-    return JobError(404, "not_found", "Job not found")
+    return errors.NotFound("not_found", "Job not found")
 
 
 def _new_claim_id() -> str:
@@ -166,7 +166,7 @@ def _insert_with_event(job: Job) -> bool:
 def create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
     """Create many jobs in one transaction with one bulk insert; results in input order."""
     if len(items) > MAX_BULK_CREATE:
-        raise JobError(400, "too_many_jobs", f"At most {MAX_BULK_CREATE} jobs per request")
+        raise errors.Invalid("too_many_jobs", f"At most {MAX_BULK_CREATE} jobs per request")
     try:
         return _create_jobs(space, items)
     except IntegrityError:
@@ -438,7 +438,7 @@ def claim_job(space: Space, job_id: str) -> Job:
     if job is None:
         raise not_found()
     if _space_paused(space):
-        raise JobError(409, "space_paused", "The space is paused: no jobs are handed out")
+        raise errors.Conflict("space_paused", "The space is paused: no jobs are handed out")
     now = timezone.now()
     with transaction.atomic():
         job = _lock(job, whole=True)  # the descriptor handed out carries the payload
@@ -450,8 +450,7 @@ def claim_job(space: Space, job_id: str) -> Job:
         if allowances:
             allowance = allowances[job.name]
             if allowance.left <= 0:
-                raise JobError(
-                    409,
+                raise errors.Conflict(
                     "limit_reached",
                     f"The flow-control limit of {job.name!r} is reached; try later",
                 )
@@ -535,11 +534,11 @@ def _lock(job: Job, *, whole: bool = False) -> Job:
 
 
 def _killed() -> JobError:
-    return JobError(409, "job_killed", "The job was killed")
+    return errors.Conflict("job_killed", "The job was killed")
 
 
 def _invalid(job: Job, action: str) -> JobError:
-    return JobError(409, "invalid_transition", f"Cannot {action} a job that is {job.status}")
+    return errors.Conflict("invalid_transition", f"Cannot {action} a job that is {job.status}")
 
 
 def _check(job: Job, claim_id: str | None, allowed: Iterable[str], action: str) -> None:
@@ -547,7 +546,7 @@ def _check(job: Job, claim_id: str | None, allowed: Iterable[str], action: str) 
     if job.status == Status.KILLED:
         raise _killed()
     if claim_id is not None and claim_id != job.claim_id:
-        raise JobError(409, "stale_claim", "The claim id is no longer this job's current claim")
+        raise errors.Conflict("stale_claim", "The claim id is no longer this job's current claim")
     if job.status not in allowed:
         raise _invalid(job, action)
 
@@ -752,8 +751,7 @@ RESERVED_EVENT_TYPES = frozenset(
 
 def record_custom_event(job: Job, type: str, data: Any, *, claim_id: str | None = None) -> Job:
     if type in RESERVED_EVENT_TYPES:
-        raise JobError(
-            400,
+        raise errors.Invalid(
             "validation_error",
             "Validation failed",
             details={"type": [f"'{type}' is a reserved event type"]},

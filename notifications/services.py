@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from config.exceptions import ApiError
+from lib.errors import Invalid
 from lib.http_headers import validate_headers
 from lib.outbound import validate_outbound_url
 from spaces.models import Space, new_push_secret
@@ -28,11 +28,11 @@ DEFAULT_SLACK_EVENTS = ["failed", "dead"]
 MAX_SETTINGS_URL_LENGTH = 500
 
 
-class SettingsError(ApiError):
+class SettingsError(Invalid):
     """Invalid notification settings; `details` maps each field to its messages."""
 
     def __init__(self, details: dict[str, list[str]]) -> None:
-        super().__init__(400, "validation_error", "Invalid notification settings", details)
+        super().__init__("validation_error", "Invalid notification settings", details)
 
 
 def _url_errors(url: str) -> list[str]:
@@ -146,7 +146,7 @@ def rotate_push_secret(space: Space) -> str:
 def _send_test(transport: SlackTransport | PushTransport, channel: str) -> NotificationDelivery:
     message = Message(event="test")
     if transport.is_noop(message):
-        raise ApiError(400, "not_configured", f"Set a {channel} URL first")
+        raise Invalid("not_configured", f"Set a {channel} URL first")
     try:
         return transport.notify(message)
     except TransportError as error:

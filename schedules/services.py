@@ -21,6 +21,7 @@ from ulid import ULID
 
 from jobs import services as job_services
 from jobs.models import Job
+from lib import errors
 
 from . import cron
 from .models import Schedule
@@ -44,7 +45,8 @@ def template_data(schedule: Schedule) -> dict:
     from jobs.api.serializers import JobCreateSerializer
 
     serializer = JobCreateSerializer(data=schedule.job_template)
-    serializer.is_valid(raise_exception=True)
+    if not serializer.is_valid():
+        raise errors.validation_error(serializer.errors, "The schedule's job template is invalid")
     return dict(serializer.validated_data)
 
 

@@ -12,9 +12,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.exceptions import ApiError
 from jobs import flow
 from jobs.models import NameLimit
+from lib import errors
 from spaces import scopes
 
 from .serializers import ErrorSerializer
@@ -81,8 +81,7 @@ class LimitDetailView(ApiView):
     def put(self, request: Request, spaceId: str, name: str) -> Response:
         self.check_space(spaceId)
         if not 1 <= len(name) <= 200:
-            raise ApiError(
-                400,
+            raise errors.Invalid(
                 "validation_error",
                 "Validation failed",
                 details={"name": ["1 to 200 characters"]},
@@ -91,8 +90,8 @@ class LimitDetailView(ApiView):
         space = self.key.space
         exists = NameLimit.objects.filter(space=space, name=name).exists()
         if not exists and NameLimit.objects.filter(space=space).count() >= MAX_LIMITS_PER_SPACE:
-            raise ApiError(
-                400, "too_many_limits", f"At most {MAX_LIMITS_PER_SPACE} limits per space"
+            raise errors.Invalid(
+                "too_many_limits", f"At most {MAX_LIMITS_PER_SPACE} limits per space"
             )
         limit = flow.set_limit(space, name, concurrency=data["concurrency"], rate=data["rate"])
         return Response(flow.limit_json(limit))
@@ -107,5 +106,5 @@ class LimitDetailView(ApiView):
         _ = request.data
         deleted, _ = NameLimit.objects.filter(space=self.key.space, name=name).delete()
         if not deleted:
-            raise ApiError(404, "not_found", "No limit for that name")
+            raise errors.NotFound("not_found", "No limit for that name")
         return Response(status=status.HTTP_204_NO_CONTENT)

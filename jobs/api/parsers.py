@@ -14,12 +14,11 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from config.exceptions import ApiError
-from lib import jsonsafe
+from lib import errors, jsonsafe
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"Request body exceeds {limit} bytes")
+def too_large(limit: int) -> errors.TooLarge:
+    return errors.TooLarge("payload_too_large", f"Request body exceeds {limit} bytes")
 
 
 def read_capped(stream, limit: int) -> bytes:
@@ -36,7 +35,9 @@ def _decode(raw: bytes, encoding: str) -> bytes:
     if encoding in ("", "identity"):
         return raw
     if encoding not in ("gzip", "x-gzip"):
-        raise ApiError(415, "unsupported_media_type", f"Unsupported Content-Encoding: {encoding}")
+        raise errors.Unsupported(
+            "unsupported_media_type", f"Unsupported Content-Encoding: {encoding}"
+        )
     limit = settings.API_MAX_BODY_BYTES
     try:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -10,15 +10,15 @@ from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.exceptions import ApiError
 from jobs import services, wakeup
 from jobs.models import Job, JobEvent, JobLog
 from jobs.services import JobError
+from lib.errors import Forbidden, Invalid, NotFound, Throttled, TooLarge, Unsupported
 from spaces import scopes
 from spaces.models import ApiKey
 
@@ -70,12 +70,10 @@ class ApiView(APIView):
             raise NotAuthenticated()
         wait = throttling.check(request.auth.pk)
         if wait is not None:
-            error = ApiError(429, "rate_limited", "Rate limit exceeded")
-            error.wait = max(1, math.ceil(wait))
-            raise error
+            raise Throttled("rate_limited", "Rate limit exceeded", wait=max(1, math.ceil(wait)))
         needed = self.scopes_by_method.get(request.method, ())
         if needed and not any(request.auth.has_scope(scope) for scope in needed):
-            raise ApiError(403, "missing_scope", f"Missing required scope: {needed[0]}")
+            raise Forbidden("missing_scope", f"Missing required scope: {needed[0]}")
 
     def check_throttles(self, request: Request) -> None:
         pass  # done in check_permissions, after authentication
@@ -85,7 +83,7 @@ class ApiView(APIView):
     def body(self, request: Request) -> dict:
         data = request.data
         if not isinstance(data, dict):
-            raise ApiError(400, "validation_error", "Expected a JSON object", details={})
+            raise Invalid("validation_error", "Expected a JSON object", details={})
         return data
 
     def validate(self, serializer_class, data) -> dict:
@@ -96,7 +94,7 @@ class ApiView(APIView):
     def check_space(self, space_id: str) -> None:
         # Another space's id answers like an unknown one: no existence leak.
         if space_id != self.key.space.public_id:
-            raise ApiError(404, "not_found", "Space not found")
+            raise NotFound("not_found", "Space not found")
 
     def get_job(self, job_id: str) -> Job:
         if not _valid_id(job_id):
@@ -124,9 +122,12 @@ class ApiView(APIView):
         # A bad body for a job that does not exist is answered 404, as when the job was read
         # first: the lookup is paid on this error path only.
         ref = getattr(self, "_unread_job", None)
+        bad_body = isinstance(exc, Invalid | TooLarge | Unsupported) or (
+            isinstance(exc, APIException) and exc.status_code in (400, 413, 415)
+        )
         if (
             ref is not None
-            and getattr(exc, "status_code", None) in (400, 413, 415)
+            and bad_body
             and not Job.objects.filter(pk=ref.pk, space_id=ref.space_id).exists()
         ):
             exc = services.not_found()
@@ -162,15 +163,13 @@ class SpaceJobsView(ApiView):
         data = request.data
         if isinstance(data, list):
             if not data:
-                raise ApiError(
-                    400,
+                raise Invalid(
                     "validation_error",
                     "Validation failed",
                     details={"non_field_errors": ["Empty list"]},
                 )
             if len(data) > services.MAX_BULK_CREATE:
-                raise ApiError(
-                    400,
+                raise Invalid(
                     "validation_error",
                     "Validation failed",
                     details={"non_field_errors": [f"At most {services.MAX_BULK_CREATE} jobs"]},
@@ -185,7 +184,7 @@ class SpaceJobsView(ApiView):
                 else:
                     errors[str(index)] = serializer.errors
             if errors:  # all or nothing
-                raise ApiError(400, "validation_error", "Validation failed", details=errors)
+                raise Invalid("validation_error", "Validation failed", details=errors)
             results = services.create_jobs(space, items)
             for job, _ in results:
                 job.space = space
@@ -193,7 +192,7 @@ class SpaceJobsView(ApiView):
             created = any(was_created for _, was_created in results)
             return Response(body, status=201 if created else 200)
         if not isinstance(data, dict):
-            raise ApiError(400, "validation_error", "Expected a JSON object or array", details={})
+            raise Invalid("validation_error", "Expected a JSON object or array", details={})
         validated = dict(self.validate(s.JobCreateSerializer, data))
         job, created = services.create_job(space, validated)
         job.space = space
@@ -240,7 +239,7 @@ class SpaceJobsView(ApiView):
             # Keyset paging on the time-sortable id: stays fast at any depth.
             qs = qs.filter(pk__lt=cursor)
         if errors:
-            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+            raise Invalid("validation_error", "Validation failed", details=errors)
         rows = list(qs.order_by("-pk")[offset : offset + limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
@@ -418,8 +417,7 @@ class CheckpointView(ApiView):
         body = self.body(request)
         if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
             # Like payload, result and event data: a field rule (400), not the body cap (413).
-            raise ApiError(
-                400,
+            raise Invalid(
                 "validation_error",
                 "Validation failed",
                 details={"non_field_errors": ["Checkpoint exceeds 1 MiB when serialized"]},
@@ -584,7 +582,7 @@ class LogsView(ApiView):
             data = [data]  # a single line object
         lines, errors = s.parse_log_lines(data)
         if errors:
-            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+            raise Invalid("validation_error", "Validation failed", details=errors)
         accepted = services.append_logs(job, lines)
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
@@ -627,7 +625,7 @@ class LogsView(ApiView):
         if q:
             qs = qs.filter(message__icontains=q)
         if errors:
-            raise ApiError(400, "validation_error", "Validation failed", details=errors)
+            raise Invalid("validation_error", "Validation failed", details=errors)
         if after:
             qs = qs.filter(seq__gt=after)
         if before:
@@ -661,8 +659,7 @@ class _BatchView(ApiView):
         if isinstance(data, dict) and isinstance(data.get("jobs"), list):
             data = data["jobs"]
         if not isinstance(data, list) or not data or len(data) > 1000:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "validation_error",
                 "Expected a list of 1 to 1000 items",
                 details={"non_field_errors": ["Expected a list of 1 to 1000 items"]},
@@ -741,7 +738,7 @@ class BatchFailView(_BatchView):
 
     def handle_item(self, job: Job, item: dict) -> None:
         if not item.get("error"):
-            raise JobError(400, "validation_error", "error is required")
+            raise Invalid("validation_error", "error is required")
         services.fail_job(
             job, item["error"], retry=item.get("retry", True), claim_id=item.get("claimId")
         )

@@ -9,9 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.exceptions import ApiError
 from jobs.api.serializers import created_json
 from jobs.api.views import ApiView
+from lib import errors
 from spaces import scopes
 
 from .. import services
@@ -54,7 +54,7 @@ class _ScheduleView(ApiView):
             Schedule.objects.select_related("space").filter(space=self.key.space, name=name).first()
         )
         if schedule is None:
-            raise ApiError(404, "not_found", "Schedule not found")
+            raise errors.NotFound("not_found", "Schedule not found")
         return schedule
 
 
@@ -82,8 +82,8 @@ class ScheduleListView(_ScheduleView):
         data = self.validate(ScheduleWriteSerializer, self.body(request))
         space = self.key.space
         if Schedule.objects.filter(space=space).count() >= MAX_SCHEDULES_PER_SPACE:
-            raise ApiError(
-                400, "too_many_schedules", f"At most {MAX_SCHEDULES_PER_SPACE} schedules per space"
+            raise errors.Invalid(
+                "too_many_schedules", f"At most {MAX_SCHEDULES_PER_SPACE} schedules per space"
             )
         schedule = Schedule(
             space=space,
@@ -99,8 +99,8 @@ class ScheduleListView(_ScheduleView):
             with transaction.atomic():
                 schedule.save()
         except IntegrityError:
-            raise ApiError(
-                409, "schedule_exists", f"A schedule named {data['name']!r} exists"
+            raise errors.Conflict(
+                "schedule_exists", f"A schedule named {data['name']!r} exists"
             ) from None
         return Response(schedule_json(schedule, upcoming=5), status=status.HTTP_201_CREATED)
 
@@ -145,8 +145,8 @@ class ScheduleDetailView(_ScheduleView):
             with transaction.atomic():
                 schedule.save()
         except IntegrityError:
-            raise ApiError(
-                409, "schedule_exists", f"A schedule named {schedule.name!r} exists"
+            raise errors.Conflict(
+                "schedule_exists", f"A schedule named {schedule.name!r} exists"
             ) from None
         return Response(schedule_json(schedule, upcoming=5))
 

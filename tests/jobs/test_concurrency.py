@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from config.exceptions import http_status
 from jobs import services, wakeup
 from jobs.api import views
 from jobs.models import Job, JobEvent
@@ -196,7 +197,7 @@ def _race_complete_and_sweep(space, n: int, meeting: dict) -> str:
                 Job(id=job.id, space_id=space.pk), {"n": n}, claim_id=job.claim_id
             )
         except services.JobError as exc:
-            return f"{exc.status_code} {exc.code}"
+            return f"{http_status(exc)} {exc.code}"
         return "ok"
 
     def sweeper() -> int:

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from config.exceptions import http_status
 from jobs import flow, services
 from jobs.models import Job, NameLimit
 from spaces import scopes
@@ -75,7 +76,7 @@ def test_claim_by_id_respects_the_limit(space):
     services.claim_job(space, jobs[0].id)
     with pytest.raises(services.JobError) as refused:
         services.claim_job(space, jobs[1].id)
-    assert refused.value.status_code == 409
+    assert http_status(refused.value) == 409
     assert refused.value.code == "limit_reached"
     assert Job.objects.get(pk=jobs[1].id).status == Job.Status.PENDING
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from config.exceptions import ApiError
+from config.exceptions import http_status
+from lib.errors import DomainError
 from notifications import services
 from notifications.models import NotificationDelivery
 from tests.factories import SpaceFactory
@@ -72,9 +73,9 @@ def test_a_test_works_while_the_channel_is_disabled(space, httpserver):
 
 def test_test_sends_need_a_url(db):
     space = SpaceFactory()
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         services.send_test_push(space)
-    assert caught.value.status_code == 400 and caught.value.code == "not_configured"
+    assert http_status(caught.value) == 400 and caught.value.code == "not_configured"
 
 
 def test_settings_errors_are_api_errors_per_field(space):
@@ -83,7 +84,7 @@ def test_settings_errors_are_api_errors_per_field(space):
         services.update_push(
             space, url="gopher://x", headers={"Host": "x"}, names=[""] * 0 + ["a" * 201]
         )
-    assert caught.value.status_code == 400
+    assert http_status(caught.value) == 400
     assert set(caught.value.details) == {"push_url", "push_headers", "push_names"}
     space.refresh_from_db()
     assert (space.push_url, space.push_headers, space.push_names) == before

@@ -25,10 +25,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from config.exceptions import ApiError
 from jobs import flow
 from jobs.api.limits import MAX_LIMITS_PER_SPACE
 from jobs.models import NameLimit
+from lib import errors
 from lib.commands import CheckedCommand
 from lib.http_headers import parse_header_line
 from lib.outbound import masked_url
@@ -334,7 +334,7 @@ class Command(CheckedCommand):
         for label, send in tests:
             try:
                 delivery = send(space)
-            except ApiError as error:
+            except errors.DomainError as error:
                 raise CommandError(f"{label}: {error.message}") from error
             outcome = "ok" if delivery.success else f"failed ({delivery.error})"
             results[label] = outcome
