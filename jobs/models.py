@@ -156,7 +156,7 @@ class JobEvent(models.Model):
     )
     data = SafeJSONField(null=True, blank=True)
     attempt_number = models.PositiveSmallIntegerField(default=1)
-    # Per-space stream sequence, assigned in commit order (see jobs/events.py).
+    # Per-space stream sequence, assigned in commit order by the sequencer (jobs/streams.py).
     seq = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -37,7 +37,7 @@ Status = Job.Status
 BATCH_SIZE = 500
 MAX_BULK_CREATE = 1000
 MAX_POLL_COUNT = 50
-# Backoff defaults (SPEC section 2): exponential from 1 s, capped at 1 h, with jitter.
+# Backoff defaults (docs/api.md, Lifecycle): exponential from 1 s, capped at 1 h, with jitter.
 DEFAULT_BACKOFF = {
     "type": "exponential",
     "delaySeconds": 1,
@@ -725,28 +725,9 @@ def checkpoint_job(job: Job, data: dict, *, claim_id: str | None = None) -> Job:
     return job
 
 
-# Event types a worker may not forge with /event: they mean lifecycle transitions.
-RESERVED_EVENT_TYPES = frozenset(
-    {
-        "created",
-        "scheduled",
-        "pending",
-        "delivered",
-        "started",
-        "progress",
-        "checkpoint",
-        "logs",
-        "retried",
-        "completed",
-        "dead",
-        "killed",
-        "callback_sent",
-        "callback_failed",
-        "keepalive",
-        "init",
-        "connected",
-    }
-)
+# Event types a worker may not forge with /event: the lifecycle's own, and the names of the
+# streams' first messages (jobs/events.py).
+RESERVED_EVENT_TYPES = events.RESERVED_TYPES
 
 
 def record_custom_event(job: Job, type: str, data: Any, *, claim_id: str | None = None) -> Job:

@@ -401,7 +401,7 @@ class Worker:
                     ack=ack_on_poll,
                 )
             except errors.ValidationError:
-                # A server without the beyond-SPEC poll fields may refuse them: once, retry
+                # A server without the poll fields beyond the emit.run API may refuse them: once, retry
                 # with the plain emit.run poll before giving up.
                 if downgraded or not (long_poll or ack_on_poll):
                     raise
