@@ -48,6 +48,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from jobs.events import LIFECYCLE_TYPES
+
 log = logging.getLogger(__name__)
 transition_log = logging.getLogger("jobyard.transitions")
 
@@ -100,26 +102,10 @@ STREAM_CONNECTIONS = Gauge(
 # URL names whose timing feeds CLAIM_DURATION (jobs/api/urls.py).
 CLAIM_ROUTES = {"jobs-api-poll": "poll", "jobs-api-claim": "claim"}
 
-# Event types written by the service itself; anything else is a worker's custom /event type,
-# counted as "custom" so a client cannot grow the label set without bound.
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        "created",
-        "scheduled",
-        "pending",
-        "delivered",
-        "started",
-        "progress",
-        "checkpoint",
-        "logs",
-        "retried",
-        "completed",
-        "dead",
-        "killed",
-        "callback_sent",
-        "callback_failed",
-    }
-)
+# Event types written by the service itself (the lifecycle vocabulary, jobs/events.py);
+# anything else is a worker's custom /event type, counted as "custom" so a client cannot grow
+# the label set without bound.
+KNOWN_EVENT_TYPES = LIFECYCLE_TYPES
 STATUSES = ("scheduled", "pending", "delivered", "running", "completed", "dead", "killed")
 
 

@@ -20,6 +20,32 @@ from .models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
+# --- the vocabulary --------------------------------------------------------------------------
+# Every event type the service writes, written down once. Anything else is a worker's custom
+# type (POST /jobs/{id}/event). Each user derives its own set from these: the reserved names a
+# worker may not send (jobs/services.py), the types metrics count by name (config/metrics.py),
+# the types notifications plan on (notifications/outbox.py). tests/jobs/test_events_vocabulary.py
+# holds them to what jobs/services.py and the callback transport record.
+
+# Each moves the job to another status ("created": into its first one).
+TRANSITION_TYPES = frozenset(
+    {"created", "pending", "delivered", "started", "retried", "completed", "dead", "killed"}
+)
+# The transitions after which a job may be waiting in the queue (then with status pending):
+# new, due (its time came, its delivery timed out, a retry by hand) or failed with attempts left.
+ENQUEUE_TYPES = frozenset({"created", "pending", "retried"})
+# Reports from the worker that leave the job's status as it is.
+REPORT_TYPES = frozenset({"progress", "checkpoint", "keepalive", "logs"})
+# What became of the job's callback (notifications/transports/callback.py).
+CALLBACK_TYPES = frozenset({"callback_sent", "callback_failed"})
+
+LIFECYCLE_TYPES = TRANSITION_TYPES | REPORT_TYPES | CALLBACK_TYPES
+
+# Names a custom event may not take either: the first message of a job stream ("init") and of a
+# space stream ("connected"), which an event of that type would pass for, and "scheduled", the
+# name of a status, which no event is written with.
+RESERVED_TYPES = LIFECYCLE_TYPES | {"init", "connected", "scheduled"}
+
 # Sent once per committed transaction with `events` (a list of JobEvent, in write order).
 event_committed = Signal()
 

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.events import ENQUEUE_TYPES, TRANSITION_TYPES
 from jobs.models import Job, JobEvent
 from spaces.models import Space
 
@@ -41,13 +42,12 @@ log = logging.getLogger("notifications")
 
 Channel = NotificationDelivery.Channel
 
-# Event types that can mean something to a channel; the rest (progress, logs, delivered,
-# custom events ...) are skipped before any query is made.
-RELEVANT_TYPES = frozenset(
-    {"created", "started", "completed", "retried", "dead", "killed", "pending"}
-)
+# Event types that can mean something to a channel: every transition but a hand-out
+# (delivered), which no channel reports. The rest (progress, logs, custom events ...) are
+# skipped before any query is made.
+RELEVANT_TYPES = TRANSITION_TYPES - {"delivered"}
 # A job that became pending writes one of these with status "pending": the push trigger.
-PUSH_TRIGGER_TYPES = frozenset({"created", "pending", "retried"})
+PUSH_TRIGGER_TYPES = ENQUEUE_TYPES
 _SPACE_FIELDS = (
     "id",
     "public_id",

@@ -188,6 +188,21 @@ def test_custom_event_types_share_one_label():
     assert process_value("jobyard_job_events_total", type="my.own.type") == 0
 
 
+def test_every_lifecycle_type_counts_under_its_own_name():
+    from config.metrics import on_events_committed
+    from jobs.events import LIFECYCLE_TYPES
+
+    job = JobFactory(status="running")
+    # keepalive too: the service writes it (it once counted as custom, missing from a copy)
+    for kind in sorted(LIFECYCLE_TYPES):
+        before = process_value("jobyard_job_events_total", type=kind)
+        event = mock.Mock(type=kind, previous_status=None, status="running", job=job)
+
+        on_events_committed(events=[event])
+
+        assert process_value("jobyard_job_events_total", type=kind) - before == 1, kind
+
+
 # --- database metrics ----------------------------------------------------------------------------
 
 
