@@ -2,8 +2,13 @@
 
 Each space keeps completed jobs for `retention_completed_days` (default 14) and dead or killed
 jobs for `retention_failed_days` (default 30), counted from the job's completed_at (the time it
-finished, for all three). 0 keeps them forever. Notification delivery records are kept as long
-as the longer of the two periods.
+finished, for all three). 0 keeps them forever.
+
+Other apps keep rows about jobs (notifications keeps its delivery records) and take part through
+two hooks, connected in their AppConfig.ready(), so this module imports none of them:
+`jobs_pruned` is sent inside the transaction that deletes a batch of jobs, before the delete,
+and a function given to register_pruner() deletes that app's records of a space once they are
+older than the longer of the space's two periods.
 
 The scheduler calls prune_expired() about once a minute. Work is done in small transactions of
 RETENTION_BATCH_SIZE jobs, so no lock is held for long and a huge backlog drains over several
@@ -22,6 +27,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from spaces.models import Space
@@ -37,6 +43,21 @@ FAILED = (Job.Status.DEAD, Job.Status.KILLED)
 SPACE_CHUNK = 500
 # Events deleted per statement (a job may have thousands of progress events).
 EVENT_CHUNK = 5000
+
+# Sent with `job_ids` and `space_ids` inside the transaction that deletes those jobs, just
+# before the delete: a receiver detaches or deletes its own rows that point at them.
+jobs_pruned = Signal()
+
+# kind (a key of prune_expired()'s result, "deliveries") -> a function deleting up to LIMIT
+# records of SPACE_IDS older than CUTOFF and returning how many it deleted.
+Pruner = Callable[[list[int], datetime, int], int]
+pruners: dict[str, Pruner] = {}
+
+
+def register_pruner(kind: str, func: Pruner) -> None:
+    """Have FUNC delete KIND records as long as the longer of a space's two periods has passed
+    (re-registering replaces)."""
+    pruners[kind] = func
 
 
 def prune_expired(
@@ -67,7 +88,7 @@ def prune_expired(
         )
         return stopped
 
-    job_groups, delivery_groups = _due_groups(now)
+    job_groups, record_groups = _due_groups(now)
     for statuses, cutoff, space_ids in job_groups:
         for chunk in _chunks(space_ids, SPACE_CHUNK):
             while not out_of_time():
@@ -76,29 +97,24 @@ def prune_expired(
                 totals["batches"] += 1 if deleted else 0
                 if sum(deleted.values()) < batch_size:
                     break
-    for cutoff, space_ids in delivery_groups:
-        for chunk in _chunks(space_ids, SPACE_CHUNK):
-            while not out_of_time():
-                deleted = _prune_deliveries_batch(chunk, cutoff, batch_size)
-                totals["deliveries"] += deleted
-                totals["batches"] += 1 if deleted else 0
-                if deleted < batch_size:
-                    break
+    for kind, prune in list(pruners.items()):
+        for cutoff, space_ids in record_groups:
+            for chunk in _chunks(space_ids, SPACE_CHUNK):
+                while not out_of_time():
+                    deleted = prune(chunk, cutoff, batch_size)
+                    totals[kind] += deleted
+                    totals["batches"] += 1 if deleted else 0
+                    if deleted < batch_size:
+                        break
 
-    result = {
-        "completed": totals["completed"],
-        "dead": totals["dead"],
-        "killed": totals["killed"],
-        "deliveries": totals["deliveries"],
-        "batches": totals["batches"],
-    }
-    if result["completed"] or result["dead"] or result["killed"] or result["deliveries"]:
+    kinds = ["completed", "dead", "killed", *pruners]
+    result = {kind: totals[kind] for kind in kinds} | {"batches": totals["batches"]}
+    if any(result[kind] for kind in kinds):
+        # "retention deleted 1 completed, 0 dead, 0 killed jobs and 2 deliveries"
         log.info(
-            "retention deleted %d completed, %d dead, %d killed jobs and %d deliveries",
-            result["completed"],
-            result["dead"],
-            result["killed"],
-            result["deliveries"],
+            "retention deleted %d completed, %d dead, %d killed jobs"
+            + "".join(f" and %d {kind}" for kind in kinds[3:]),
+            *(result[kind] for kind in kinds),
             extra={"retention": result},
         )
     return result
@@ -114,7 +130,7 @@ def _due_groups(
     """
     completed: dict[int, list[int]] = defaultdict(list)
     failed: dict[int, list[int]] = defaultdict(list)
-    deliveries: dict[int, list[int]] = defaultdict(list)
+    records: dict[int, list[int]] = defaultdict(list)  # other apps' records (register_pruner)
     rows = Space.objects.order_by("id").values_list(
         "id", "retention_completed_days", "retention_failed_days"
     )
@@ -124,14 +140,12 @@ def _due_groups(
         if failed_days:
             failed[failed_days].append(space_id)
         if completed_days and failed_days:
-            deliveries[max(completed_days, failed_days)].append(space_id)
+            records[max(completed_days, failed_days)].append(space_id)
     job_groups = [
         (COMPLETED, now - timedelta(days=days), ids) for days, ids in sorted(completed.items())
     ] + [(FAILED, now - timedelta(days=days), ids) for days, ids in sorted(failed.items())]
-    delivery_groups = [
-        (now - timedelta(days=days), ids) for days, ids in sorted(deliveries.items())
-    ]
-    return job_groups, delivery_groups
+    record_groups = [(now - timedelta(days=days), ids) for days, ids in sorted(records.items())]
+    return job_groups, record_groups
 
 
 def _prune_jobs_batch(
@@ -154,10 +168,11 @@ def _prune_jobs_batch(
             return Counter()
         ids = [row[0] for row in rows]
         # Children first, by job id (jobevent_job_idx, joblog_unique_seq), then the jobs;
-        # delivery records stay (their job link is cleared) until their own retention.
+        # other apps' rows that point at them are their receivers' business (notification
+        # deliveries stay, their job link cleared, until their own retention).
         _delete_events(ids)
         JobLog.objects.filter(job_id__in=ids).delete()
-        _detach_deliveries(ids)
+        jobs_pruned.send(sender=Job, job_ids=ids, space_ids=sorted({row[1] for row in rows}))
         # only("id"): the collector must not load 500 payloads just to delete their rows.
         Job.objects.filter(id__in=ids).only("id").delete()
 
@@ -197,34 +212,12 @@ def _delete_events(job_ids: list[str]) -> None:
             return
 
 
-def _detach_deliveries(job_ids: list[str]) -> None:
-    from notifications.models import NotificationDelivery
-
-    NotificationDelivery.objects.filter(job_id__in=job_ids).update(job=None)
-
-
 def _decrement_counts(space_id: int, deleted: Counter[str]) -> None:
     """Take deleted jobs out of Space.status_counts (the per-status counts streams show).
 
     Inside the deleting transaction, so the counts and the rows change together.
     """
     streams.adjust_counts(space_id, {status: -n for status, n in deleted.items()})
-
-
-def _prune_deliveries_batch(space_ids: list[int], cutoff: datetime, limit: int) -> int:
-    from notifications.models import NotificationDelivery
-
-    with transaction.atomic():
-        # delivery_space_recent_idx: (space, created_at).
-        ids = list(
-            NotificationDelivery.objects.filter(space_id__in=space_ids, created_at__lt=cutoff)
-            .order_by()
-            .values_list("id", flat=True)[:limit]
-        )
-        if not ids:
-            return 0
-        deleted, _ = NotificationDelivery.objects.filter(id__in=ids).delete()
-    return deleted
 
 
 def _chunks(values: list[int], size: int) -> Iterator[list[int]]:

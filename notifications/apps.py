@@ -5,11 +5,12 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
+        from jobs import retention as job_retention
         from jobs.events import event_committed
         from jobs.scheduler import register_periodic
         from spaces.services import resume_hooks
 
-        from . import breaker, outbox
+        from . import breaker, outbox, retention
 
         # Every committed job event passes through the outbox planner (after commit, in the
         # process that wrote it); dispatch_uid keeps a second ready() from doubling it.
@@ -19,3 +20,9 @@ class NotificationsConfig(AppConfig):
         # Rows the broker never took (it was down) or whose message was lost.
         register_periodic("notifications.flush_outbox", outbox.flush_outbox, every=5.0)
         register_periodic("notifications.prune_breakers", breaker.prune, every=3600.0)
+        # Job retention: deliveries lose the link to a deleted job, then go after their own
+        # period (the longer of the space's two).
+        job_retention.jobs_pruned.connect(
+            retention.detach_deliveries, dispatch_uid="notifications.detach_deliveries"
+        )
+        job_retention.register_pruner("deliveries", retention.prune_deliveries)

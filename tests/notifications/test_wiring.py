@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from jobs import retention as job_retention
 from jobs.events import event_committed
-from jobs.models import JobEvent
+from jobs.models import Job, JobEvent
 from jobs.scheduler import periodic_tasks
 from lib.outbound import masked_url, url_host, validate_outbound_url
-from notifications import outbox
+from notifications import outbox, retention
 from spaces.services import resume_hooks
 
 
@@ -16,6 +17,12 @@ def test_the_app_connects_its_hooks_once():
     assert resume_hooks.count(outbox.wake_on_resume) == 1
     task = periodic_tasks["notifications.flush_outbox"]
     assert task.func is outbox.flush_outbox and task.every == 5.0
+
+
+def test_job_retention_reaches_the_deliveries_through_its_hooks():
+    assert job_retention.pruners["deliveries"] is retention.prune_deliveries
+    receivers = list(job_retention.jobs_pruned._live_receivers(Job)[0])
+    assert receivers.count(retention.detach_deliveries) == 1
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs import retention, scheduler
 from jobs.models import Job, JobEvent, JobLog
-from jobs.streams import STATUSES
 from notifications.models import NotificationDelivery
 from spaces.models import Space
 from tests import threads
@@ -130,7 +129,8 @@ def test_it_takes_deleted_jobs_out_of_the_space_counts():
     finished(space, "completed", timedelta(days=20))
     finished(space, "completed", timedelta(days=20))
     finished(space, "killed", timedelta(days=40))
-    counts = dict.fromkeys(STATUSES, 0) | {"pending": 4, "completed": 7, "killed": 1, "dead": 3}
+    counts = dict.fromkeys(Job.Status.values, 0)
+    counts |= {"pending": 4, "completed": 7, "killed": 1, "dead": 3}
     Space.objects.filter(pk=space.pk).update(status_counts=counts)
 
     retention.prune_expired()
@@ -156,6 +156,31 @@ def test_deliveries_of_deleted_jobs_stay_until_their_own_retention():
     recent.refresh_from_db()
     assert recent.job_id is None
     assert not NotificationDelivery.objects.filter(pk=old.pk).exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_other_apps_hear_of_each_batch_in_its_transaction_before_the_delete():
+    space = SpaceFactory()
+    jobs = {finished(space, "completed", timedelta(days=20)).id for _ in range(3)}
+    heard = []
+
+    def receiver(sender, job_ids, space_ids, **kwargs):
+        still_there = set(Job.objects.filter(id__in=job_ids).values_list("id", flat=True))
+        assert still_there == set(job_ids) and space_ids == [space.pk]
+        heard.append(len(job_ids))
+        if len(heard) == 2:
+            raise RuntimeError("a receiver failing undoes its batch")
+
+    retention.jobs_pruned.connect(receiver)
+    try:
+        with pytest.raises(RuntimeError):
+            retention.prune_expired(batch_size=2)
+    finally:
+        retention.jobs_pruned.disconnect(receiver)
+
+    assert heard == [2, 1]
+    (left,) = remaining(space)
+    assert left in jobs and JobEvent.objects.filter(job_id=left).exists()
 
 
 @time_machine.travel(NOW, tick=False)
@@ -188,7 +213,7 @@ def test_a_job_locked_elsewhere_is_skipped_and_not_counted():
         space = SpaceFactory()
         busy = finished(space, "dead", timedelta(days=40))
         idle = finished(space, "dead", timedelta(days=40))
-        counts = dict.fromkeys(STATUSES, 0) | {"dead": 2}
+        counts = dict.fromkeys(Job.Status.values, 0) | {"dead": 2}
         Space.objects.filter(pk=space.pk).update(status_counts=counts)
     locked, release = threading.Event(), threading.Event()
 
