@@ -10,7 +10,8 @@ class NotificationsConfig(AppConfig):
         from jobs.scheduler import register_periodic
         from spaces.services import resume_hooks
 
-        from . import breaker, outbox, retention
+        # tasks registers the Celery tasks the outbox sends by name (outbox.DELIVER_TASK).
+        from . import breaker, outbox, retention, tasks  # noqa: F401
 
         # Every committed job event passes through the outbox planner (after commit, in the
         # process that wrote it); dispatch_uid keeps a second ready() from doubling it.

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from celery import current_app, signature
 from django.db.models import Q
 from django.utils import timezone
 
@@ -60,6 +61,11 @@ _SPACE_FIELDS = (
 )
 DISPATCH_CHUNK = 500
 MAX_WAKE_NAMES = 100
+# The Celery tasks that send the rows (notifications/tasks.py), sent by name: tasks.py runs
+# flush_outbox(), so importing it here would close a cycle. NotificationsConfig.ready imports
+# tasks.py, so the names resolve to the registered tasks (eager mode, tests' mocks included).
+DELIVER_TASK = "notifications.tasks.deliver"
+DISPATCH_TASK = "notifications.tasks.dispatch"
 
 # Circuit breaker: monotonic time until which this process does not try to publish, and
 # whether the last publish failed (the next one is then a fail-fast probe, see _publish).
@@ -160,22 +166,21 @@ def _broker_believed_up() -> bool:
 def _publish(ids: list[int], token: str) -> bool:
     """One Celery message for IDS (owned by TOKEN); False when the broker refused it."""
     global _publish_paused_until, _probing
-    from . import tasks
 
     def send(connection) -> None:
         if len(ids) == 1:
-            tasks.deliver.apply_async((ids[0], token), connection=connection)
+            signature(DELIVER_TASK).apply_async((ids[0], token), connection=connection)
         else:
             for start in range(0, len(ids), DISPATCH_CHUNK):
                 chunk = ids[start : start + DISPATCH_CHUNK]
-                tasks.dispatch.apply_async((chunk, token), connection=connection)
+                signature(DISPATCH_TASK).apply_async((chunk, token), connection=connection)
 
     try:
         if _probing:
             # After a failure, find out on a fresh connection that does not retry: a broker
             # still down then costs one refused connect (or CELERY_BROKER_CONNECTION_TIMEOUT
             # when packets vanish), not kombu's retry interval on top.
-            app = tasks.deliver.app
+            app = current_app
             options = {**(app.conf.broker_transport_options or {}), "max_retries": 0}
             with app.connection_for_write(transport_options=options) as connection:
                 send(connection)

@@ -5,6 +5,9 @@ deliver() works through one PendingNotification: each of its messages is one Tra
 bounded exponential backoff (honouring Retry-After); a permanent failure or the last attempt
 gives the message up. The row is deleted when nothing is left to send. An endpoint that stopped
 answering is left alone for a while (breaker.py): its rows wait in the outbox meanwhile.
+
+The outbox (outbox.py) sends deliver and dispatch by name, so only this module imports the
+other (for the flush task).
 """
 
 from __future__ import annotations

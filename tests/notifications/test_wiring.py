@@ -19,6 +19,15 @@ def test_the_app_connects_its_hooks_once():
     assert task.func is outbox.flush_outbox and task.every == 5.0
 
 
+def test_the_outbox_sends_the_delivery_tasks_by_their_registered_names():
+    from celery import current_app
+
+    from notifications import tasks
+
+    assert (tasks.deliver.name, tasks.dispatch.name) == (outbox.DELIVER_TASK, outbox.DISPATCH_TASK)
+    assert current_app.tasks[outbox.DELIVER_TASK] is tasks.deliver._get_current_object()
+
+
 def test_job_retention_reaches_the_deliveries_through_its_hooks():
     assert job_retention.pruners["deliveries"] is retention.prune_deliveries
     receivers = list(job_retention.jobs_pruned._live_receivers(Job)[0])
