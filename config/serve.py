@@ -236,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        # Client messages are small control messages (4 KiB, jobs/consumers.py closes with 4413
+        # past that); one over 64 KiB is refused by the protocol layer (1009) before it is
+        # buffered whole, instead of after uvicorn's default 16 MiB.
+        ws_max_size=64 * 1024,
         lifespan="off",
         log_config=None,
         log_level="warning",

@@ -38,7 +38,7 @@ CLOSE_FORBIDDEN = 4403  # key of another space, missing scope, not a member, for
 CLOSE_NOT_FOUND = 4404  # no such job, space or stream path
 CLOSE_THROTTLED = 4429  # too many failed keys from this address (as the API's 429)
 CLOSE_BAD_MESSAGE = 4400  # a binary frame, or text that is not JSON lib.jsonsafe accepts
-CLOSE_TOO_BIG = 1009  # a client message over MAX_FRAME_BYTES (RFC 6455 "message too big")
+CLOSE_TOO_BIG = 4413  # a client message over MAX_FRAME_BYTES (like HTTP 413)
 
 # Clients need send nothing but pings; a message bigger than this closes the socket.
 MAX_FRAME_BYTES = 4096

@@ -148,7 +148,7 @@ async def test_an_over_size_websocket_frame_closes_the_socket(space, settings):
             assert (await comm.receive_json_from(timeout=5))["type"] == "pong"
             await comm.send_to(text_data="x" * (consumers.MAX_FRAME_BYTES + 1))
             closed = await comm.receive_output(timeout=5)
-            assert closed == {"type": "websocket.close", "code": 1009}, path
+            assert closed == {"type": "websocket.close", "code": 4413}, path
             await comm.wait()
     finally:
         await database_sync_to_async(connections.close_all)()
