@@ -391,11 +391,11 @@ BAD_MESSAGES = {
     "binary": ({"bytes": b'{"type": "ping"}'}, consumers.CLOSE_BAD_MESSAGE),
     "binary-empty": ({"bytes": b""}, consumers.CLOSE_BAD_MESSAGE),
     "empty-text": ({"text": ""}, consumers.CLOSE_BAD_MESSAGE),
-    "oversized": ({"text": json.dumps({"type": "ping", "pad": "x" * 5000})}, 1009),
+    "oversized": ({"text": json.dumps({"type": "ping", "pad": "x" * 5000})}, 4413),
     # 1,500 characters but 4,500 bytes of UTF-8: the cap counts bytes
     "oversized-in-bytes": (
         {"text": json.dumps({"pad": "\u20ac" * 1500}, ensure_ascii=False)},
-        1009,
+        4413,
     ),
     "not-json": ({"text": "not json"}, consumers.CLOSE_BAD_MESSAGE),
     "truncated-json": ({"text": '{"type": "pi'}, consumers.CLOSE_BAD_MESSAGE),
