@@ -28,11 +28,10 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -48,6 +47,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from jobs import queries
 from jobs.events import LIFECYCLE_TYPES
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,6 @@ CLAIM_ROUTES = {"jobs-api-poll": "poll", "jobs-api-claim": "claim"}
 # anything else is a worker's custom /event type, counted as "custom" so a client cannot grow
 # the label set without bound.
 KNOWN_EVENT_TYPES = LIFECYCLE_TYPES
-STATUSES = ("scheduled", "pending", "delivered", "running", "completed", "dead", "killed")
 
 
 def observe_request(
@@ -183,36 +182,6 @@ def _public_id_of_space(space_pk: int) -> str:
 
 # --- database metrics --------------------------------------------------------------------------
 
-# Oldest pending job of one space. The pending index is ordered by priority first, so a plain
-# MIN(available_at) would read every pending entry of the space. Instead, walk the distinct
-# priorities (a recursive skip scan, one index probe each) and take the first available_at
-# under each (one more probe): cost grows with the number of priorities in use, not of jobs.
-_OLDEST_PENDING_SQL_TEMPLATE = """
-WITH RECURSIVE prio(p, n) AS (
-    SELECT (SELECT priority FROM {table}
-            WHERE space_id = %(space)s AND status = 'pending'
-            ORDER BY priority DESC LIMIT 1), 1
-    UNION ALL
-    SELECT (SELECT priority FROM {table}
-            WHERE space_id = %(space)s AND status = 'pending' AND priority < prio.p
-            ORDER BY priority DESC LIMIT 1), n + 1
-    FROM prio WHERE prio.p IS NOT NULL AND n < %(limit)s
-)
-SELECT MIN((SELECT available_at FROM {table}
-             WHERE space_id = %(space)s AND status = 'pending' AND priority = prio.p
-             ORDER BY available_at LIMIT 1))
-FROM prio WHERE prio.p IS NOT NULL
-"""
-
-
-def _oldest_pending_sql() -> str:
-    from jobs.models import Job
-
-    return _OLDEST_PENDING_SQL_TEMPLATE.format(table=connection.ops.quote_name(Job._meta.db_table))
-
-
-# Past this many distinct priorities in one space the age covers the highest ones only.
-MAX_PRIORITIES_SCANNED = 50
 # Deliveries are reported over this recent window.
 DELIVERY_WINDOW_SECONDS = 300
 
@@ -303,20 +272,18 @@ class DatabaseCollector:
         for pk, public_id, name, org, counts, paused_at, event_seq in rows:
             # The sequencer fills the counts in on a space's first event; until then the space
             # has no job series rather than false zeros.
-            known = isinstance(counts, dict) and all(
-                isinstance(counts.get(status), int) for status in STATUSES
-            )
+            known = queries.stored_counts(counts)
             info.add_metric([public_id, org, name], 1)
-            if known:
-                for status in STATUSES:
-                    jobs.add_metric([public_id, status], max(counts[status], 0))
+            if known is not None:
+                for status, n in known.items():
+                    jobs.add_metric([public_id, status], max(n, 0))
             paused.add_metric([public_id], 1 if paused_at else 0)
             seq.add_metric([public_id], event_seq or 0)
             # Counts known and nothing pending: no need to look at the queue.
-            if known and counts["pending"] <= 0:
+            if known is not None and known["pending"] <= 0:
                 age.add_metric([public_id], 0)
                 continue
-            oldest = oldest_pending(pk)
+            oldest = queries.oldest_pending(pk)
             age.add_metric([public_id], max((now - oldest).total_seconds(), 0) if oldest else 0)
 
         deliveries = GaugeMetricFamily(
@@ -355,24 +322,6 @@ class DatabaseCollector:
         )
         spaces_truncated.add_metric([], 1 if truncated else 0)
         yield from (info, jobs, paused, age, seq, deliveries, spaces_truncated)
-
-
-def oldest_pending(space_pk: int) -> datetime | None:
-    """available_at of the space's oldest pending job, or None (see _OLDEST_PENDING_SQL_TEMPLATE)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_oldest_pending_sql(), {"space": space_pk, "limit": MAX_PRIORITIES_SCANNED})
-        row = cursor.fetchone()
-    value = row[0] if row else None
-    if value is None:
-        return None
-    if isinstance(value, str):
-        # SQLite hands back text from a scalar subquery: convert it as the ORM would.
-        from django.utils.dateparse import parse_datetime
-
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)  # stored in UTC (USE_TZ)
-    return value
 
 
 DATABASE_COLLECTOR = DatabaseCollector()

@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import flow
+from jobs import flow, queries
 from jobs.models import Job, JobEvent, JobLog, NameLimit
 from lib import errors
+from lib.params import int_param
 from notifications import services as notify
 from notifications.models import EndpointBreaker, NotificationDelivery
 from orgs.models import Invitation, InvitationError, Membership, Organization
@@ -157,7 +158,7 @@ def org_spaces(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("dashboard-space", public_id=space.public_id)
     spaces = list(org.spaces.order_by("name"))
     for space in spaces:
-        space.counts = services.status_counts(space)
+        space.counts = queries.space_counts(space)
     return render(
         request,
         "dashboard/org_spaces.html",
@@ -385,13 +386,14 @@ def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
     space = _get_space_for_user(request, public_id)
     flt = services.JobFilter.from_query(request.GET)
     # Cursors are job ids (26 characters); anything longer is junk, not a reason to fail.
-    page = services.job_page(
+    page = queries.job_page(
         space,
-        flt,
+        **flt.criteria(),
         before=request.GET.get("before", "")[:26],
         after=request.GET.get("after", "")[:26],
+        limit=services.PAGE_SIZE,
     )
-    counts = services.status_counts(space)
+    counts = queries.space_counts(space)
     is_first_page = not request.GET.get("before") and not request.GET.get("after")
     if request.GET.get("fragment") == "rows":
         # The live page's resync and polling fallback: the rows of this same page.
@@ -424,7 +426,7 @@ def space_chart(request: HttpRequest, public_id: str) -> JsonResponse:
 @require_GET
 def space_counts(request: HttpRequest, public_id: str) -> JsonResponse:
     space = _get_space_for_user(request, public_id)
-    return JsonResponse({"counts": services.status_counts(space)})
+    return JsonResponse({"counts": queries.space_counts(space)})
 
 
 BULK_COUNT_CAP = 100_000
@@ -452,7 +454,7 @@ def jobs_bulk(request: HttpRequest, public_id: str) -> HttpResponse:
             return redirect(back)
         qs = Job.objects.filter(space=space, id__in=ids)
     else:
-        qs = services.matching_jobs(space, flt)
+        qs = queries.jobs_matching(space, **flt.criteria())
     qs = qs.filter(status__in=BULK_ELIGIBLE[action])
 
     if request.POST.get("confirm") != "yes":
@@ -581,16 +583,6 @@ def job_retry(request: HttpRequest, public_id: str, job_id: str) -> HttpResponse
     return redirect("dashboard-job", public_id=space.public_id, job_id=job.id)
 
 
-def _int_param(request: HttpRequest, name: str) -> int | None:
-    raw = request.GET.get(name, "")
-    if not raw:
-        return None
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        return None
-
-
 @login_required
 @require_GET
 def job_logs(request: HttpRequest, public_id: str, job_id: str) -> JsonResponse:
@@ -598,24 +590,18 @@ def job_logs(request: HttpRequest, public_id: str, job_id: str) -> JsonResponse:
     below `before` (for "load older"); `level` and `q` filter."""
     space = _get_space_for_user(request, public_id)
     job = _get_job(space, job_id)
-    qs = JobLog.objects.filter(job=job)
     level = request.GET.get("level", "")
-    if level in JobLog.Level.values:
-        qs = qs.filter(level=level)
-    q = request.GET.get("q", "").strip()[:200]
-    if q:
-        qs = qs.filter(message__icontains=q)
-    after, before = _int_param(request, "after"), _int_param(request, "before")
-    if after is not None:
-        rows = list(qs.filter(seq__gt=after).order_by("seq")[: LOGS_PAGE + 1])
-        more = len(rows) > LOGS_PAGE
-        rows = rows[:LOGS_PAGE]
-    else:
-        if before is not None:
-            qs = qs.filter(seq__lt=before)
-        rows = list(qs.order_by("-seq")[: LOGS_PAGE + 1])
-        more = len(rows) > LOGS_PAGE
-        rows = list(reversed(rows[:LOGS_PAGE]))
+    # Junk cursors are ignored and a negative one reads as 0; `after` wins over `before`.
+    after = int_param(request.GET, "after", clamp=True)
+    before = int_param(request.GET, "before", clamp=True) if after is None else None
+    rows, more = queries.log_page(
+        job,
+        limit=LOGS_PAGE,
+        after=after,
+        before=before,
+        levels=[level] if level in JobLog.Level.values else None,
+        text=request.GET.get("q", "").strip()[:200],
+    )
     return JsonResponse(
         {
             "lines": [

@@ -22,11 +22,12 @@ from django.conf import settings
 from django.db.models import Max
 
 from lib import jsonsafe
+from lib.params import int_param
 from orgs.models import Membership
 from spaces import scopes
 from spaces.models import ApiKey, Space
 
-from . import streams
+from . import queries, streams
 from .models import Job, JobEvent
 from .stream_auth import query_params
 
@@ -120,17 +121,6 @@ def _close_reason(text: str) -> str:
     enough for a close frame."""
     text = _UNPRINTABLE.sub("?", text)
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
-
-
-def _int_param(value: str | None) -> int | None:
-    """A non-negative integer query parameter; None when absent, -1 when malformed."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        return -1
-    return number if number >= 0 else -1
 
 
 # --- database helpers (run in the ORM's thread) ----------------------------------------------
@@ -353,7 +343,8 @@ class SpaceStreamConsumer(StreamConsumer):
         self.last_seq = seq
 
         params = query_params(self.scope)
-        since = _int_param(params.get("since"))
+        # None when not given; -1 when not a non-negative integer (the client must refetch).
+        since = int_param(params, "since", invalid=-1)
         missed = False
         replay_from = None
         if since is not None:
@@ -393,10 +384,10 @@ class SpaceStreamConsumer(StreamConsumer):
     @database_sync_to_async
     def read_state(self) -> tuple[int, dict[str, int]]:
         space = Space.objects.only("event_seq", "status_counts").get(pk=self.space_id)
-        counts = space.status_counts
-        if not streams._counts_valid(counts):
+        counts = queries.stored_counts(space.status_counts)
+        if counts is None:
             counts = streams.recount_space(self.space_id, announce=False)
-        return space.event_seq, {s: int(counts.get(s, 0)) for s in streams.STATUSES}
+        return space.event_seq, counts
 
     @database_sync_to_async
     def range_complete(self, after: int, upto: int) -> bool:
@@ -411,7 +402,7 @@ class SpaceStreamConsumer(StreamConsumer):
 
     @database_sync_to_async
     def read_page(self, after: int, upto: int) -> list[dict]:
-        return streams.stored_envelopes(
+        return queries.stored_envelopes(
             JobEvent.objects.filter(space_id=self.space_id, seq__gt=after, seq__lte=upto),
             self.space_public_id,
             limit=REPLAY_PAGE,
@@ -586,7 +577,7 @@ class JobStreamConsumer(StreamConsumer):
         events = JobEvent.objects.filter(job_id=self.job_id, seq__gt=after)
         if before is not None:
             events = events.filter(seq__lt=before)
-        return streams.stored_envelopes(events, self.space_public_id, limit=replay_limit())
+        return queries.stored_envelopes(events, self.space_public_id, limit=replay_limit())
 
     async def emit(self, envelope: dict) -> None:
         if self.full:

@@ -43,11 +43,11 @@ from django.utils import timezone
 
 from spaces.models import Space
 
+from . import queries
 from .models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
-STATUSES: tuple[str, ...] = tuple(s.value for s in Job.Status)
 # Events numbered in one transaction; a larger backlog (stragglers) takes several rounds.
 BATCH_SIZE = 1000
 # Rounds one publish may run (each numbers whatever is pending then) before leaving the rest
@@ -96,11 +96,6 @@ def stream_instance_id(space_public_id: str) -> str:
     return f"{space_public_id}.{getattr(settings, 'STREAM_EPOCH', 1)}"
 
 
-def iso(value: datetime) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 # --- counts ----------------------------------------------------------------------------------
 
 
@@ -117,47 +112,6 @@ def status_move(type: str, previous_status: str | None, status: str) -> tuple[st
     return None
 
 
-def empty_counts() -> dict[str, int]:
-    return dict.fromkeys(STATUSES, 0)
-
-
-def _counts_valid(counts: Any) -> bool:
-    return isinstance(counts, dict) and all(isinstance(counts.get(s), int) for s in STATUSES)
-
-
-def _count_from_jobs(space_id: int) -> dict[str, int]:
-    """Jobs per status as the sequencer will see them once every stored event is numbered.
-
-    The Job table already reflects committed events that are not numbered yet; the sequencer
-    will still apply their moves, so they are taken back out here. Both parts are read in ONE
-    statement, hence from one snapshot: a transition committing in between cannot be counted
-    on one side only.
-    """
-    jobs = Job._meta.db_table
-    events = JobEvent._meta.db_table
-    moved = "(previous_status IS NOT NULL AND previous_status <> status)"
-    sql = f"""
-        SELECT status, SUM(n) FROM (
-            SELECT status, COUNT(*) AS n FROM {jobs} WHERE space_id = %s GROUP BY status
-            UNION ALL
-            SELECT status, -COUNT(*) AS n FROM {events}
-             WHERE space_id = %s AND seq IS NULL AND (type = 'created' OR {moved})
-             GROUP BY status
-            UNION ALL
-            SELECT previous_status AS status, COUNT(*) AS n FROM {events}
-             WHERE space_id = %s AND seq IS NULL AND type <> 'created' AND {moved}
-             GROUP BY previous_status
-        ) AS moves GROUP BY status
-    """  # noqa: S608 - table names come from model metadata, values are parameters
-    counts = empty_counts()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [space_id, space_id, space_id])
-        for status, n in cursor.fetchall():
-            if status in counts:
-                counts[status] = max(0, int(n))
-    return counts
-
-
 def recount_space(space: Space | int, *, announce: bool = True) -> dict[str, int]:
     """Recompute a space's counts from the Job table (repair, or counts never computed).
 
@@ -167,7 +121,7 @@ def recount_space(space: Space | int, *, announce: bool = True) -> dict[str, int
     space_id = space if isinstance(space, int) else space.pk
     with transaction.atomic():
         row = _lock_space(space_id)
-        counts = _count_from_jobs(space_id)
+        counts = queries.counts_from_jobs(space_id)
         Space.objects.filter(pk=space_id).update(status_counts=counts)
         seq = row.event_seq
     if announce:
@@ -179,8 +133,8 @@ def adjust_counts(space_id: int, deltas: dict[str, int]) -> None:
     """Apply DELTAS ({status: -n}) to a space's counts: retention calls it for deleted jobs."""
     with transaction.atomic():
         row = _lock_space(space_id)
-        counts = row.status_counts
-        if not _counts_valid(counts):
+        counts = queries.stored_counts(row.status_counts)
+        if counts is None:
             return  # computed from the Job table on first use, deletions included
         for status, delta in deltas.items():
             if status in counts:
@@ -267,8 +221,9 @@ def sequence_space(
                 "space event_seq was behind its events; recounting", extra={"space": space_id}
             )
             last, counts = top, None
-        if not _counts_valid(counts):
-            counts = _count_from_jobs(space_id)
+        counts = queries.stored_counts(counts)
+        if counts is None:
+            counts = queries.counts_from_jobs(space_id)
 
         # The last numbered event of each job (read with the pending rows), so a job stream can
         # tell a gap from a sequence. Within a job, id order is commit order (transitions hold
@@ -284,7 +239,7 @@ def sequence_space(
             last += 1
             row["seq"] = last
             numbered.append((row["id"], last))
-            envelope = build_envelope(row, space.public_id)
+            envelope = queries.envelope(row, space.public_id)
             space_envelope = envelope
             move = status_move(row["type"], row["previous_status"], row["status"])
             if move is not None:
@@ -461,45 +416,6 @@ def _store_numbering(
                 space_id,
             ],
         )
-
-
-def build_envelope(row: dict, space_public_id: str) -> dict:
-    """The SPEC envelope of a stored event (a values() row with job_name)."""
-    return {
-        "type": row["type"],
-        "jobId": row["job_id"],
-        "jobName": row["job_name"],
-        "spaceId": space_public_id,
-        "status": row["status"],
-        "attemptNumber": row["attempt_number"],
-        "data": row["data"],
-        "seq": row["seq"],
-        "timestamp": iso(row["created_at"]),
-    }
-
-
-ENVELOPE_FIELDS = (
-    "id",
-    "job_id",
-    "type",
-    "status",
-    "data",
-    "attempt_number",
-    "created_at",
-    "seq",
-)
-
-
-def stored_envelopes(queryset, space_public_id: str, limit: int | None = None) -> list[dict]:
-    """Envelopes of stored, numbered events (replay and gap filling), in seq order."""
-    rows = (
-        queryset.filter(seq__isnull=False)
-        .order_by("seq")
-        .values(*ENVELOPE_FIELDS, job_name=F("job__name"))
-    )
-    if limit is not None:
-        rows = rows[:limit]
-    return [build_envelope(row, space_public_id) for row in rows]
 
 
 def publish_space(space_id: int) -> int:

@@ -11,7 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.models import Job, JobEvent, JobLog
+from jobs.models import Job, JobLog
+from jobs.queries import iso
 from jobs.services import LOG_LEVELS, MAX_POLL_COUNT, payload_size
 from lib.http_headers import validate_headers
 from lib.outbound import validate_outbound_url
@@ -25,12 +26,6 @@ MAX_ERROR_CHARS = 10_000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 RANGE_ERROR = "must be from 1970-01-01T00:00:00Z up to (not including) 9999-01-01T00:00:00Z"
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def realtime_url(job_id: str) -> str:
@@ -342,19 +337,6 @@ class EventSerializer(serializers.Serializer):
     attemptNumber = serializers.IntegerField()  # noqa: N815
     seq = serializers.IntegerField(allow_null=True)
     createdAt = serializers.DateTimeField()  # noqa: N815
-
-
-def event_json(event: JobEvent) -> dict:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "status": event.status,
-        "previousStatus": event.previous_status,
-        "data": event.data,
-        "attemptNumber": event.attempt_number,
-        "seq": event.seq,
-        "createdAt": iso(event.created_at),
-    }
 
 
 class JobDetailSerializer(JobSerializer):

@@ -15,10 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import services, wakeup
-from jobs.models import Job, JobEvent, JobLog
+from jobs import queries, services, wakeup
+from jobs.models import Job, JobEvent
 from jobs.services import JobError
 from lib.errors import Forbidden, Invalid, NotFound, Throttled, TooLarge, Unsupported
+from lib.params import int_param
 from spaces import scopes
 from spaces.models import ApiKey
 
@@ -219,38 +220,37 @@ class SpaceJobsView(ApiView):
         self.check_space(spaceId)
         params = request.query_params
         errors: dict[str, list[str]] = {}
-        limit = _int_param(params, "limit", 50, 1, 100, errors)
-        offset = _int_param(params, "offset", 0, 0, 10_000, errors)
-        qs = Job.objects.filter(space=self.key.space)
+        limit = int_param(params, "limit", default=50, low=1, high=100, errors=errors)
+        offset = int_param(params, "offset", default=0, high=10_000, errors=errors)
         status_param = _text_param(params, "status", errors)
         name_param = _text_param(params, "name", errors)
+        statuses = None
         if status_param:
-            wanted = [v.strip() for v in status_param.split(",") if v.strip()]
-            bad = [v for v in wanted if v not in Job.Status.values]
+            statuses = [v.strip() for v in status_param.split(",") if v.strip()]
+            bad = [v for v in statuses if v not in Job.Status.values]
             if bad:
                 errors["status"] = [f"Unknown status: {', '.join(bad)}"]
-            qs = qs.filter(status__in=wanted)
-        if name_param:
-            qs = qs.filter(name=name_param)
-        cursor = params.get("cursor")
-        if cursor:
-            if not _valid_id(cursor):
-                errors["cursor"] = ["Invalid cursor"]
-            # Keyset paging on the time-sortable id: stays fast at any depth.
-            qs = qs.filter(pk__lt=cursor)
+        cursor = params.get("cursor") or ""
+        if cursor and not _valid_id(cursor):
+            errors["cursor"] = ["Invalid cursor"]
         if errors:
             raise Invalid("validation_error", "Validation failed", details=errors)
-        rows = list(qs.order_by("-pk")[offset : offset + limit + 1])
-        more = len(rows) > limit
-        rows = rows[:limit]
-        for job in rows:
+        page = queries.job_page(
+            self.key.space,
+            statuses=statuses,
+            name=name_param,
+            before=cursor,
+            offset=offset,
+            limit=limit,
+        )
+        for job in page.jobs:
             job.space = self.key.space
         return Response(
             {
-                "jobs": [s.job_json(job) for job in rows],
+                "jobs": [s.job_json(job) for job in page.jobs],
                 "limit": limit,
                 "offset": offset,
-                "nextCursor": rows[-1].pk if more and rows else None,
+                "nextCursor": page.older,
             }
         )
 
@@ -265,21 +265,6 @@ def _text_param(params, name: str, errors: dict, max_length: int = 200) -> str:
     if "\x00" in value or len(value) > max_length:
         errors[name] = [f"Invalid value (at most {max_length} characters, no NUL)"]
         return ""
-    return value
-
-
-def _int_param(params, name: str, default: int, low: int, high: int, errors: dict) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        errors[name] = ["Must be an integer"]
-        return default
-    if not low <= value <= high:
-        errors[name] = [f"Must be between {low} and {high}"]
-        return default
     return value
 
 
@@ -555,7 +540,7 @@ class JobDetailView(ApiView):
         job = self.get_job(jobId)
         latest = list(JobEvent.objects.filter(job=job).order_by("-id")[:MAX_DETAIL_EVENTS])
         body = s.job_json(job)
-        body["events"] = [s.event_json(e) for e in reversed(latest)]
+        body["events"] = [queries.event_json(e) for e in reversed(latest)]
         return Response(body)
 
 
@@ -609,10 +594,10 @@ class LogsView(ApiView):
         job = self.get_job(jobId)
         params = request.query_params
         errors: dict[str, list[str]] = {}
-        limit = _int_param(params, "limit", 100, 1, 1000, errors)
-        after = _int_param(params, "after", 0, 0, 2**31 - 1, errors)
-        before = _int_param(params, "before", 0, 0, 2**31 - 1, errors)
-        qs = JobLog.objects.filter(job=job)
+        limit = int_param(params, "limit", default=100, low=1, high=1000, errors=errors)
+        after = int_param(params, "after", default=0, high=2**31 - 1, errors=errors)
+        before = int_param(params, "before", default=0, high=2**31 - 1, errors=errors)
+        levels = None
         level_param = _text_param(params, "level", errors)
         if level_param:
             levels = [v.strip().lower() for v in level_param.split(",") if v.strip()]
@@ -620,24 +605,13 @@ class LogsView(ApiView):
             bad = [v for v in levels if v not in services.LOG_LEVELS]
             if bad:
                 errors["level"] = [f"Unknown level: {', '.join(bad)}"]
-            qs = qs.filter(level__in=levels)
         q = _text_param(params, "q", errors)
-        if q:
-            qs = qs.filter(message__icontains=q)
         if errors:
             raise Invalid("validation_error", "Validation failed", details=errors)
-        if after:
-            qs = qs.filter(seq__gt=after)
-        if before:
-            # The window just before BEFORE (paging back through older lines), oldest first.
-            qs = qs.filter(seq__lt=before)
-            rows = list(qs.order_by("-seq")[: limit + 1])
-            more = len(rows) > limit
-            rows = list(reversed(rows[:limit]))
-        else:
-            rows = list(qs.order_by("seq")[: limit + 1])
-            more = len(rows) > limit
-            rows = rows[:limit]
+        # From AFTER onwards; with BEFORE, the window just below it (paging back), oldest first.
+        rows, more = queries.log_page(
+            job, limit=limit, after=after, before=before or None, levels=levels, text=q
+        )
         return Response({"logs": [s.log_json(line) for line in rows], "hasMore": more})
 
 

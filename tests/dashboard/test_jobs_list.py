@@ -7,6 +7,7 @@ import time_machine
 from django.urls import reverse
 
 from dashboard import services
+from jobs import queries
 from jobs import services as job_services
 from jobs.models import Job, JobEvent
 
@@ -83,7 +84,7 @@ def test_keyset_pages_walk_back_and_forth(client, cast, jobs, monkeypatch):
 
 
 def test_search_scans_a_bounded_window_and_continues_below_it(client, cast, jobs, monkeypatch):
-    monkeypatch.setattr(services, "SEARCH_WINDOW", 3)
+    monkeypatch.setattr(queries, "SEARCH_WINDOW", 3)
     client.force_login(cast.bob)
     # jobs[1] is below the newest three: the first page does not find it but offers to go on
     page = _list(client, cast, q="user1@").context["page"]
@@ -143,7 +144,7 @@ def test_the_chart_endpoint_returns_json_cached_briefly(client, cast):
 
 
 def test_fallback_counts_are_capped(cast, monkeypatch):
-    monkeypatch.setattr(services, "COUNT_CAP", 2)
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
     for _ in range(3):
         Job.objects.create(space=cast.space, name="x")
-    assert services.fallback_counts(cast.space)["pending"] == 2
+    assert queries.capped_counts(cast.space)["pending"] == 2

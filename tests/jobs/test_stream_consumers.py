@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
 
-from jobs import consumers, events, services, streams
+from jobs import consumers, events, queries, services, streams
 from jobs.models import Job
 from spaces import scopes
 from spaces.models import ApiKey, Space
@@ -489,7 +489,7 @@ async def test_the_space_stream_starts_with_connected_and_numbers_every_event(ap
         "seq": 1,
         "streamInstanceId": streams.stream_instance_id(space.public_id),
         "missed": False,
-        "counts": dict.fromkeys(streams.STATUSES, 0) | {"pending": 1},
+        "counts": dict.fromkeys(queries.STATUSES, 0) | {"pending": 1},
     }
     await create(space, "second")
     await run_to_completion(space)
@@ -500,7 +500,7 @@ async def test_the_space_stream_starts_with_connected_and_numbers_every_event(ap
     with_counts = {e["type"]: e["counts"] for e in received if "counts" in e}
     assert set(with_counts) == {"created", "delivered", "started", "completed"}
     assert with_counts["created"]["pending"] == 2
-    assert with_counts["completed"] == dict.fromkeys(streams.STATUSES, 0) | {
+    assert with_counts["completed"] == dict.fromkeys(queries.STATUSES, 0) | {
         "pending": 1,
         "completed": 1,
     }
@@ -626,7 +626,7 @@ async def test_counts_changes_without_an_event_are_sent(application, space):
     assert await socket.receive() == {
         "type": "counts",
         "seq": 1,
-        "counts": dict.fromkeys(streams.STATUSES, 0),
+        "counts": dict.fromkeys(queries.STATUSES, 0),
     }
     await socket.close()
 

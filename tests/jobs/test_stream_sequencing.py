@@ -11,14 +11,14 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import events, services, streams
+from jobs import events, queries, services, streams
 from jobs.models import Job, JobEvent
 from spaces.models import Space
 from tests import threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ZERO = dict.fromkeys(streams.STATUSES, 0)
+ZERO = dict.fromkeys(queries.STATUSES, 0)
 
 
 def counts_of(space: Space) -> dict[str, int]:
@@ -223,11 +223,11 @@ def test_seq_follows_commit_order_not_start_order(space):
     assert slow_event.seq == start_seq + 2
     # a client that saw the fast event's seq replays the slow one, and from before both gets
     # them in commit order
-    replay = streams.stored_envelopes(
+    replay = queries.stored_envelopes(
         JobEvent.objects.filter(space=space, seq__gt=seen_by_client), space.public_id
     )
     assert [e["type"] for e in replay] == ["slow-step"]
-    replay = streams.stored_envelopes(
+    replay = queries.stored_envelopes(
         JobEvent.objects.filter(space=space, seq__gt=start_seq), space.public_id
     )
     assert [e["type"] for e in replay] == ["fast-step", "slow-step"]
