@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 
 from lib import jsonsafe
 from lib.http_headers import validate_headers
+from notifications.models import SpaceChannels
 from orgs.models import Membership, Organization, normalize_email
 from spaces import scopes
 from spaces.models import Space
@@ -160,7 +161,7 @@ class SlackForm(forms.Form):
     )
     slack_events = forms.MultipleChoiceField(
         label="Events",
-        choices=Space.SlackEvent.choices,
+        choices=SpaceChannels.SlackEvent.choices,
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )

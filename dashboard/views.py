@@ -27,7 +27,7 @@ from jobs.models import Job, JobEvent, JobLog, NameLimit
 from lib import errors
 from lib.params import int_param
 from notifications import services as notify
-from notifications.models import EndpointBreaker, NotificationDelivery
+from notifications.models import EndpointBreaker, NotificationDelivery, SpaceChannels
 from orgs.models import Invitation, InvitationError, Membership, Organization
 from schedules import services as schedule_services
 from schedules.models import Schedule
@@ -156,8 +156,9 @@ def org_spaces(request: HttpRequest, slug: str) -> HttpResponse:
             else:
                 messages.success(request, f"Space “{space.name}” created.")
                 return redirect("dashboard-space", public_id=space.public_id)
-    spaces = list(org.spaces.order_by("name"))
+    spaces = list(org.spaces.select_related("channels").order_by("name"))
     for space in spaces:
+        space.channel_settings = SpaceChannels.find(space)
         space.counts = queries.space_counts(space)
     return render(
         request,
@@ -670,7 +671,7 @@ def token_revoke(request: HttpRequest, public_id: str, key_id: int) -> HttpRespo
 # --- Settings ------------------------------------------------------------------------------
 
 
-def _settings_forms(space: Space, data=None, which: str = "") -> dict:
+def _settings_forms(space: Space, channels: SpaceChannels, data=None, which: str = "") -> dict:
     def bound(name):
         return data if which == name else None
 
@@ -688,16 +689,16 @@ def _settings_forms(space: Space, data=None, which: str = "") -> dict:
         "slack_form": forms.SlackForm(
             bound("slack"),
             initial={
-                "slack_webhook_url": space.slack_webhook_url,
-                "slack_events": space.slack_events,
+                "slack_webhook_url": channels.slack_webhook_url,
+                "slack_events": channels.slack_events,
             },
         ),
         "push_form": forms.PushForm(
             bound("push"),
             initial={
-                "push_url": space.push_url,
-                "push_headers": forms.headers_as_text(space.push_headers),
-                "push_names": ", ".join(space.push_names or []),
+                "push_url": channels.push_url,
+                "push_headers": forms.headers_as_text(channels.push_headers),
+                "push_names": ", ".join(channels.push_names or []),
             },
         ),
     }
@@ -708,7 +709,9 @@ def _settings_forms(space: Space, data=None, which: str = "") -> dict:
 def space_settings(request: HttpRequest, public_id: str) -> HttpResponse:
     space = _get_space_for_user(request, public_id, manage=True)
     which = request.POST.get("form", "") if request.method == "POST" else ""
-    context_forms = _settings_forms(space, request.POST, which)
+    # Made here if the space has none yet: the page shows the signing secret.
+    channels = SpaceChannels.of(space)
+    context_forms = _settings_forms(space, channels, request.POST, which)
     if which:
         form = context_forms.get(f"{which}_form")
         if form is None:
@@ -735,6 +738,7 @@ def space_settings(request: HttpRequest, public_id: str) -> HttpResponse:
         "dashboard/space_settings.html",
         {
             "space": space,
+            "channels": channels,
             "org": space.organization,
             "deliveries": deliveries,
             "paused_endpoints": paused_endpoints,
@@ -775,7 +779,11 @@ def settings_rotate_secret(request: HttpRequest, public_id: str) -> HttpResponse
 
 def _send_test(request: HttpRequest, public_id: str, kind: str) -> HttpResponse:
     space = _get_space_for_user(request, public_id, manage=True)
-    url = space.slack_webhook_url if kind == "slack" else space.push_url
+    channels = SpaceChannels.find(space)
+    if channels is None:
+        url = ""
+    else:
+        url = channels.slack_webhook_url if kind == "slack" else channels.push_url
     label = "Slack test message" if kind == "slack" else "Test push"
     anchor = reverse("dashboard-settings", args=[space.public_id]) + f"#{kind}"
     if not url:

@@ -8,6 +8,7 @@ class NotificationsConfig(AppConfig):
         from jobs import retention as job_retention
         from jobs.events import event_committed
         from jobs.scheduler import register_periodic
+        from spaces import auth
         from spaces.services import resume_hooks
 
         # tasks registers the Celery tasks the outbox sends by name (outbox.DELIVER_TASK).
@@ -18,6 +19,9 @@ class NotificationsConfig(AppConfig):
         event_committed.connect(outbox.on_event_committed, dispatch_uid="notifications.outbox")
         if outbox.wake_on_resume not in resume_hooks:
             resume_hooks.append(outbox.wake_on_resume)
+        # The planner reads the channels of a space an API key just loaded: with the key.
+        if "channels" not in auth.space_related:
+            auth.space_related.append("channels")
         # Rows the broker never took (it was down) or whose message was lost.
         register_periodic("notifications.flush_outbox", outbox.flush_outbox, every=5.0)
         register_periodic("notifications.prune_breakers", breaker.prune, every=3600.0)

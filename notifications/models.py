@@ -1,10 +1,80 @@
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
 from django.utils import timezone
 
 from jobs.models import Job, JobEvent
+from lib.fields import EncryptedJSONField, EncryptedTextField
 from spaces.models import Space
+
+
+def new_push_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class SpaceChannels(models.Model):
+    """A space's notification channels: its Slack and HTTP push settings, and the secret that
+    signs its pushes and job callbacks.
+
+    At most one row per space, made on first use by SpaceChannels.of() (saving a setting, the
+    first callback or push, the settings page showing the secret). A space without one has no
+    channel configured.
+    """
+
+    class SlackEvent(models.TextChoices):
+        CREATED = "created", "Created"
+        STARTED = "started", "Started"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed (every failed attempt)"
+        DEAD = "dead", "Dead"
+        KILLED = "killed", "Killed"
+
+    space = models.OneToOneField(
+        Space, on_delete=models.CASCADE, primary_key=True, related_name="channels"
+    )
+
+    # Slack: an empty URL turns it off. The URL is a secret (it grants posting), so it is
+    # encrypted at rest, like the push header values and the signing secret (lib/crypto.py).
+    slack_webhook_url = EncryptedTextField(blank=True, default="")
+    slack_events = models.JSONField(default=list, blank=True)
+    slack_last_error = models.TextField(blank=True, default="")
+    slack_disabled_at = models.DateTimeField(null=True, blank=True)
+
+    # HTTP push (worker wake): POST job.pending to push_url, signed with push_secret (which
+    # signs job callbacks too).
+    push_url = models.CharField(max_length=500, blank=True, default="")
+    push_headers = EncryptedJSONField(default=dict, blank=True)
+    push_names = models.JSONField(default=list, blank=True)  # empty: every job name
+    push_secret = EncryptedTextField(default=new_push_secret, editable=False)
+    push_last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "space channels"
+        verbose_name_plural = "space channels"
+
+    def __str__(self) -> str:
+        return f"channels of space {self.space_id}"
+
+    @classmethod
+    def of(cls, space: Space) -> SpaceChannels:
+        """SPACE's channels, made (nothing configured, a new signing secret) if it has none."""
+        try:
+            return space.channels  # loaded with select_related("channels"), or one query
+        except cls.DoesNotExist:
+            pass
+        row, _ = cls.objects.get_or_create(space=space)
+        space.channels = row
+        return row
+
+    @classmethod
+    def find(cls, space: Space) -> SpaceChannels | None:
+        """SPACE's channels, or None when it has none (then nothing is configured)."""
+        try:
+            return space.channels
+        except cls.DoesNotExist:
+            return None
 
 
 class NotificationDelivery(models.Model):

@@ -34,7 +34,7 @@ from jobs.models import Job, JobEvent
 from spaces.models import Space
 
 from . import conf
-from .models import NotificationDelivery, PendingNotification
+from .models import NotificationDelivery, PendingNotification, SpaceChannels
 from .transports.callback import CALLBACK_STATUSES
 from .transports.slack import slack_events_for
 from .transports.webhook import PUSH_EVENT, name_allowed
@@ -49,15 +49,16 @@ Channel = NotificationDelivery.Channel
 RELEVANT_TYPES = TRANSITION_TYPES - {"delivered"}
 # A job that became pending writes one of these with status "pending": the push trigger.
 PUSH_TRIGGER_TYPES = ENQUEUE_TYPES
+# What the planner reads of a space and of its channels (one query, a LEFT JOIN).
 _SPACE_FIELDS = (
     "id",
     "public_id",
-    "slack_webhook_url",
-    "slack_events",
-    "slack_disabled_at",
-    "push_url",
-    "push_names",
     "paused_at",
+    "channels__slack_webhook_url",
+    "channels__slack_events",
+    "channels__slack_disabled_at",
+    "channels__push_url",
+    "channels__push_names",
 )
 DISPATCH_CHUNK = 500
 MAX_WAKE_NAMES = 100
@@ -85,18 +86,24 @@ def plan(events: Iterable[JobEvent]) -> list[PendingNotification]:
         if space is None:
             continue
         job = event.job
+        channels = SpaceChannels.find(space)  # loaded with the space; None: none configured
 
-        if space.slack_webhook_url and space.slack_disabled_at is None:
-            chosen = [k for k in slack_events_for(event) if k in (space.slack_events or [])]
+        if (
+            channels is not None
+            and channels.slack_webhook_url
+            and channels.slack_disabled_at is None
+        ):
+            chosen = [k for k in slack_events_for(event) if k in (channels.slack_events or [])]
             if chosen:
                 rows.append(_row(space, job, event, Channel.SLACK, chosen))
 
         if (
-            space.push_url
+            channels is not None
+            and channels.push_url
             and space.paused_at is None  # held while paused; resume wakes the workers
             and event.status == Job.Status.PENDING
             and event.type in PUSH_TRIGGER_TYPES
-            and name_allowed(space, job.name)
+            and name_allowed(channels, job.name)
         ):
             rows.append(_row(space, job, event, Channel.PUSH, [PUSH_EVENT]))
 
@@ -106,11 +113,12 @@ def plan(events: Iterable[JobEvent]) -> list[PendingNotification]:
 
 
 def _spaces(events: list[JobEvent]) -> dict[int, Space]:
-    """The spaces of EVENTS with their notification settings.
+    """The spaces of EVENTS with their channels loaded (space.channels).
 
     Hot path: every committed transition comes through here. A space an authentication loaded
-    in the last API_KEY_CACHE_SECONDS (spaces.auth) is used as it is, so the usual request
-    costs no query here, and a settings change reaches the planner within that time.
+    in the last API_KEY_CACHE_SECONDS (spaces.auth, which loads the channels with it, see
+    NotificationsConfig.ready) is used as it is, so the usual request costs no query here, and
+    a settings change reaches the planner within that time. The other spaces take one query.
     """
     from spaces.auth import recent_space
 
@@ -123,7 +131,7 @@ def _spaces(events: list[JobEvent]) -> dict[int, Space]:
         else:
             found[space_id] = space
     if missing:
-        found.update(Space.objects.only(*_SPACE_FIELDS).in_bulk(missing))
+        found.update(Space.objects.select_related("channels").only(*_SPACE_FIELDS).in_bulk(missing))
     return found
 
 
@@ -270,16 +278,21 @@ def wake_space(space: Space, now: datetime | None = None) -> list[int]:
     """Push `job.pending` for what is waiting in SPACE: the head of its queue, or, with a
     job-name filter, the oldest pending job of each listed name. Used on resume and in place
     of stale pushes. Returns the outbox row ids."""
-    space.refresh_from_db(fields=["push_url", "push_names", "paused_at"])
-    if not space.push_url or space.paused_at is not None:
+    # Nothing while the space is paused: resuming calls this again.
+    channels = (
+        SpaceChannels.objects.filter(pk=space.pk, space__paused_at__isnull=True)
+        .only("push_url", "push_names")
+        .first()
+    )
+    if channels is None or not channels.push_url:
         return []
     pending = Job.objects.filter(space=space, status=Job.Status.PENDING).order_by(
         "-priority", "available_at", "id"
     )
     heads: list[Job] = []
-    if space.push_names:
+    if channels.push_names:
         # One LIMIT 1 per name, each served by the partial index job_pending_name_idx.
-        for name in list(space.push_names)[:MAX_WAKE_NAMES]:
+        for name in list(channels.push_names)[:MAX_WAKE_NAMES]:
             head = pending.filter(name=name).first()
             if head is not None:
                 heads.append(head)

@@ -1,4 +1,5 @@
-"""Verbs on a space's notification settings, shared by the dashboard and the CLI.
+"""Verbs on a space's notification settings (its SpaceChannels row), shared by the dashboard
+and the CLI.
 
 Saving a Slack URL (even the same one) clears slack_disabled_at and slack_last_error: that is
 how a channel disabled by a permanent failure is turned back on.
@@ -12,9 +13,9 @@ from django.db import transaction
 from lib.errors import Invalid
 from lib.http_headers import validate_headers
 from lib.outbound import validate_outbound_url
-from spaces.models import Space, new_push_secret
+from spaces.models import Space
 
-from .models import NotificationDelivery
+from .models import NotificationDelivery, SpaceChannels, new_push_secret
 from .transports import Message, PushTransport, SlackTransport, TransportError
 from .transports.slack import EVENTS as SLACK_EVENTS
 
@@ -24,7 +25,7 @@ MAX_NAME_LENGTH = 200
 DEFAULT_SLACK_EVENTS = ["failed", "dead"]
 
 
-# Space.push_url is a varchar(500); the Slack URL is held to the same bound.
+# SpaceChannels.push_url is a varchar(500); the Slack URL is held to the same bound.
 MAX_SETTINGS_URL_LENGTH = 500
 
 
@@ -75,7 +76,17 @@ def validate_push(
     return errors
 
 
-def update_slack(space: Space, *, url: str | None = None, events: list[str] | None = None) -> Space:
+def _locked_channels(space: Space) -> SpaceChannels:
+    """SPACE's channels, locked until the end of the transaction (made first if it has none)."""
+    SpaceChannels.objects.get_or_create(space_id=space.pk)
+    channels = SpaceChannels.objects.select_for_update().get(pk=space.pk)
+    space.channels = channels  # the caller's space shows what was saved
+    return channels
+
+
+def update_slack(
+    space: Space, *, url: str | None = None, events: list[str] | None = None
+) -> SpaceChannels:
     """Set the Slack webhook (empty URL: off) and/or the events to send; None keeps a value.
 
     Saving a URL, even the same one, re-enables a channel disabled by a permanent failure.
@@ -85,22 +96,22 @@ def update_slack(space: Space, *, url: str | None = None, events: list[str] | No
     if errors := validate_slack(url or "", events):
         raise SettingsError(errors)
     with transaction.atomic():
-        space = Space.objects.select_for_update().get(pk=space.pk)
+        channels = _locked_channels(space)
         fields = []
         if url is not None:
-            space.slack_webhook_url = url
-            space.slack_disabled_at = None
-            space.slack_last_error = ""
+            channels.slack_webhook_url = url
+            channels.slack_disabled_at = None
+            channels.slack_last_error = ""
             fields += ["slack_webhook_url", "slack_disabled_at", "slack_last_error"]
         if events is not None:
-            space.slack_events = [e for e in SLACK_EVENTS if e in set(events)]
+            channels.slack_events = [e for e in SLACK_EVENTS if e in set(events)]
             fields.append("slack_events")
-        elif url and not space.slack_events:
-            space.slack_events = list(DEFAULT_SLACK_EVENTS)
+        elif url and not channels.slack_events:
+            channels.slack_events = list(DEFAULT_SLACK_EVENTS)
             fields.append("slack_events")
         if fields:
-            space.save(update_fields=fields)
-    return space
+            channels.save(update_fields=fields)
+    return channels
 
 
 def update_push(
@@ -109,7 +120,7 @@ def update_push(
     url: str | None = None,
     headers: dict[str, str] | None = None,
     names: list[str] | None = None,
-) -> Space:
+) -> SpaceChannels:
     """Set the push URL (empty: off), its headers and/or its job-name filter (empty list:
     every name); None keeps a value."""
     if url is not None:
@@ -119,28 +130,30 @@ def update_push(
     if errors := validate_push(url or "", headers, names):
         raise SettingsError(errors)
     with transaction.atomic():
-        space = Space.objects.select_for_update().get(pk=space.pk)
+        channels = _locked_channels(space)
         fields = []
         if url is not None:
-            space.push_url = url
-            space.push_last_error = ""
+            channels.push_url = url
+            channels.push_last_error = ""
             fields += ["push_url", "push_last_error"]
         if headers is not None:
-            space.push_headers = dict(headers)
+            channels.push_headers = dict(headers)
             fields.append("push_headers")
         if names is not None:
-            space.push_names = names
+            channels.push_names = names
             fields.append("push_names")
         if fields:
-            space.save(update_fields=fields)
-    return space
+            channels.save(update_fields=fields)
+    return channels
 
 
 def rotate_push_secret(space: Space) -> str:
     """A new signing secret for pushes and callbacks; the old one stops verifying at once."""
-    space.push_secret = new_push_secret()
-    space.save(update_fields=["push_secret"])
-    return space.push_secret
+    with transaction.atomic():
+        channels = _locked_channels(space)
+        channels.push_secret = new_push_secret()
+        channels.save(update_fields=["push_secret"])
+    return channels.push_secret
 
 
 def _send_test(transport: SlackTransport | PushTransport, channel: str) -> NotificationDelivery:
@@ -158,13 +171,13 @@ def _send_test(transport: SlackTransport | PushTransport, channel: str) -> Notif
 
 def send_test_slack(space: Space) -> NotificationDelivery:
     """Post a test message to the space's Slack webhook now (synchronously, no retry)."""
-    space = Space.objects.select_related("organization").get(pk=space.pk)
+    space = Space.objects.select_related("organization", "channels").get(pk=space.pk)
     return _send_test(SlackTransport(space), "Slack webhook")
 
 
 def send_test_push(space: Space) -> NotificationDelivery:
     """POST a signed test push to the space's push URL now (synchronously, no retry)."""
-    space = Space.objects.select_related("organization").get(pk=space.pk)
+    space = Space.objects.select_related("organization", "channels").get(pk=space.pk)
     return _send_test(PushTransport(space), "push")
 
 

@@ -50,9 +50,9 @@ def deliver(self, pending_id: int, token: str) -> str:
     )
     if not claimed:
         return "superseded"
-    row = PendingNotification.objects.select_related("space__organization", "job", "job_event").get(
-        pk=pending_id
-    )
+    row = PendingNotification.objects.select_related(
+        "space__organization", "space__channels", "job", "job_event"
+    ).get(pk=pending_id)
     transport = transport_for(row.channel, row.space)
 
     if row.channel == NotificationDelivery.Channel.PUSH:

@@ -23,29 +23,18 @@ class SpaceAdmin(admin.ModelAdmin):
         "organization",
         "public_id",
         "is_paused",
-        "slack_on",
-        "push_on",
         "created_at",
     ]
     list_filter = ["organization", "paused_at"]
     search_fields = ["name", "public_id", "organization__name"]
-    readonly_fields = ["public_id", "created_at", "slack_last_error", "push_last_error"]
-    # Webhook URLs, push headers and the push secret grant access elsewhere: never displayed.
-    exclude = ["slack_webhook_url", "push_headers", "push_secret"]
+    readonly_fields = ["public_id", "created_at"]
+    # Notification channels (Slack, push) have their own page: notifications' Space channels.
     inlines = [ApiKeyInline]
     actions = ["pause", "resume"]
 
     @admin.display(boolean=True, description="Paused")
     def is_paused(self, obj: Space) -> bool:
         return obj.is_paused
-
-    @admin.display(boolean=True, description="Slack")
-    def slack_on(self, obj: Space) -> bool:
-        return bool(obj.slack_webhook_url)
-
-    @admin.display(boolean=True, description="Push")
-    def push_on(self, obj: Space) -> bool:
-        return bool(obj.push_url)
 
     @admin.action(description="Pause selected spaces")
     def pause(self, request, queryset) -> None:

@@ -90,7 +90,8 @@ def resolve_key(clear: str) -> ApiKey | None:
 
 
 def _lookup(clear: str) -> ApiKey | None:
-    candidates = ApiKey.objects.select_related("space").filter(
+    related = ["space", *(f"space__{name}" for name in space_related)]
+    candidates = ApiKey.objects.select_related(*related).filter(
         prefix=keys.lookup_prefix(clear), revoked_at__isnull=True
     )
     for candidate in candidates:
@@ -104,6 +105,12 @@ _key_cache: dict[str, tuple[float, ApiKey]] = {}
 # space pk -> (monotonic expiry, the space as loaded with a key)
 _space_cache: dict[int, tuple[float, Space]] = {}
 KEY_CACHE_MAX = 10_000
+
+# Rows other apps keep one-to-one beside a space, by related_name ("channels": the
+# notification settings), added in their AppConfig.ready(). They are loaded with the key in
+# the same query and cached with its space, so after-commit work on a recent space (the
+# notification planner) needs no query of its own.
+space_related: list[str] = []
 
 
 def cache_seconds() -> float:
@@ -123,7 +130,7 @@ def recent_space(space_pk: int) -> Space | None:
     entry = _space_cache.get(space_pk)
     if entry is None or entry[0] <= time.monotonic():
         return None
-    return _copy_model(entry[1])
+    return _copy_space(entry[1])
 
 
 def _copy_model(obj):
@@ -137,9 +144,20 @@ def _copy_model(obj):
     return copy
 
 
+def _copy_space(space: Space) -> Space:
+    """A copy of SPACE, with copies of the space_related rows loaded with it."""
+    copy = _copy_model(space)
+    for name in space_related:
+        relation = Space._meta.get_field(name)
+        if relation.is_cached(space):
+            related = relation.get_cached_value(space)
+            relation.set_cached_value(copy, None if related is None else _copy_model(related))
+    return copy
+
+
 def _copy_key(key: ApiKey) -> ApiKey:
     copy = _copy_model(key)
-    copy.space = _copy_model(key.space)
+    copy.space = _copy_space(key.space)
     touched = _touched.get(key.pk)
     if touched is not None and (copy.last_used_at is None or touched > copy.last_used_at):
         copy.last_used_at = touched

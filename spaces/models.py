@@ -7,7 +7,6 @@ from django.db import models, transaction
 from django.utils import timezone
 from ulid import ULID
 
-from lib.fields import EncryptedJSONField, EncryptedTextField
 from orgs.models import Organization
 
 from . import keys, scopes
@@ -18,6 +17,8 @@ def new_public_id() -> str:
 
 
 def new_push_secret() -> str:
+    """Named by migrations 0001 and 0002 (the signing secret was a Space field until 0004; it
+    is notifications.SpaceChannels.push_secret now)."""
     return "whsec_" + secrets.token_urlsafe(32)
 
 
@@ -30,32 +31,12 @@ class SpaceQuerySet(models.QuerySet):
 
 
 class Space(models.Model):
-    class SlackEvent(models.TextChoices):
-        CREATED = "created", "Created"
-        STARTED = "started", "Started"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed (every failed attempt)"
-        DEAD = "dead", "Dead"
-        KILLED = "killed", "Killed"
-
+    # Notification channels (Slack, HTTP push, the signing secret) are notifications'
+    # SpaceChannels, one row per space (space.channels).
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="spaces")
     name = models.CharField(max_length=100)
     public_id = models.CharField(max_length=26, unique=True, default=new_public_id, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    # Slack: an empty URL turns it off. The URL is a secret (it grants posting), so it is
-    # encrypted at rest, like the push header values and the signing secret (lib/crypto.py).
-    slack_webhook_url = EncryptedTextField(blank=True, default="")
-    slack_events = models.JSONField(default=list, blank=True)
-    slack_last_error = models.TextField(blank=True, default="")
-    slack_disabled_at = models.DateTimeField(null=True, blank=True)
-
-    # HTTP push (worker wake): POST job.pending to push_url, signed with push_secret.
-    push_url = models.CharField(max_length=500, blank=True, default="")
-    push_headers = EncryptedJSONField(default=dict, blank=True)
-    push_names = models.JSONField(default=list, blank=True)  # empty: every job name
-    push_secret = EncryptedTextField(default=new_push_secret, editable=False)
-    push_last_error = models.TextField(blank=True, default="")
 
     # Operations: pause stops polls and claims; retention prunes finished jobs.
     paused_at = models.DateTimeField(null=True, blank=True)

@@ -4,6 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from jobs.models import Job
+from notifications.models import SpaceChannels
 from orgs.models import Membership, Organization
 from spaces import scopes
 from spaces.models import ApiKey, Space
@@ -41,6 +42,9 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.MEMBER
 
 
+CHANNEL_FIELDS = {f.name for f in SpaceChannels._meta.concrete_fields} - {"space"}
+
+
 class SpaceFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Space
@@ -52,6 +56,11 @@ class SpaceFactory(factory.django.DjangoModelFactory):
     def _create(cls, model_class, *args, **kwargs):
         # Through Space.create, so every space has its public progress key as in production.
         space = model_class.create(kwargs.pop("organization"), kwargs.pop("name"))
+        # Notification settings (slack_webhook_url=..., push_url=...) go to the space's
+        # SpaceChannels row, made only when some are given, as the first setting saved does.
+        channels = {f: kwargs.pop(f) for f in list(kwargs) if f in CHANNEL_FIELDS}
+        if channels:
+            SpaceChannels.objects.create(space=space, **channels)
         if kwargs:
             for field, value in kwargs.items():
                 setattr(space, field, value)
@@ -74,3 +83,8 @@ class JobFactory(factory.django.DjangoModelFactory):
     space = factory.SubFactory(SpaceFactory)
     name = "test.job"
     payload = factory.LazyFunction(lambda: {"n": 1})
+
+
+def stored_channels(space: Space) -> SpaceChannels:
+    """SPACE's notification settings as stored now; the defaults (all off) while it has none."""
+    return SpaceChannels.objects.filter(space_id=space.pk).first() or SpaceChannels()

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,7 +25,7 @@ from lib.outbound import url_host
 from spaces.models import Space
 
 from .. import conf, http
-from ..models import NotificationDelivery
+from ..models import NotificationDelivery, SpaceChannels
 
 log = logging.getLogger("notifications")
 
@@ -97,6 +98,12 @@ class Transport:
 
     def __init__(self, space: Space) -> None:
         self.space = space
+
+    @cached_property
+    def channels(self) -> SpaceChannels:
+        """The space's channel settings and signing secret (space.channels when loaded with
+        it; a space without them gets its row now, with nothing configured)."""
+        return SpaceChannels.of(self.space)
 
     # -- what a subclass provides ---------------------------------------------------------
     def is_noop(self, message: Message) -> bool:

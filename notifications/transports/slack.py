@@ -4,8 +4,8 @@ Error handling follows Slack's documentation of incoming-webhook errors
 (https://api.slack.com/messaging/webhooks#handling_errors): 400 `invalid_payload` /
 `user_not_found`, 403 `action_prohibited` / `invalid_token`, 404 `channel_not_found` /
 `no_service` / `no_team`, 410 `channel_is_archived` all mean the webhook will never work again
-as configured, so the channel is disabled (space.slack_disabled_at) until its URL is saved
-again; 429 (with Retry-After, https://api.slack.com/apis/rate-limits) and 5xx are retried.
+as configured, so the channel is disabled (SpaceChannels.slack_disabled_at) until its URL is
+saved again; 429 (with Retry-After, https://api.slack.com/apis/rate-limits) and 5xx are retried.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from jobs.models import JobEvent
 from spaces.models import Space
 
 from .. import http
-from ..models import NotificationDelivery
+from ..models import NotificationDelivery, SpaceChannels
 from .base import Message, Transport, TransportError, describe_status, parse_retry_after
 
-EVENTS = [choice.value for choice in Space.SlackEvent]
+EVENTS = [choice.value for choice in SpaceChannels.SlackEvent]
 
 _TITLES = {
     "created": (":inbox_tray:", "Job created"),
@@ -64,15 +64,15 @@ class SlackTransport(Transport):
     channel = NotificationDelivery.Channel.SLACK
 
     def is_noop(self, message: Message) -> bool:
-        space = self.space
-        if not space.slack_webhook_url:
+        channels = self.channels
+        if not channels.slack_webhook_url:
             return True
         if message.is_test:
             return False
-        return space.slack_disabled_at is not None or message.event not in space.slack_events
+        return channels.slack_disabled_at is not None or message.event not in channels.slack_events
 
     def url(self, message: Message) -> str:
-        return self.space.slack_webhook_url
+        return self.channels.slack_webhook_url
 
     def payload(self, message: Message) -> dict:
         space = self.space
@@ -153,7 +153,7 @@ class SlackTransport(Transport):
     def after_attempt(
         self, message: Message, delivery: NotificationDelivery, error: TransportError | None
     ) -> None:
-        if error is None and self.space.slack_last_error and not message.is_test:
+        if error is None and self.channels.slack_last_error and not message.is_test:
             # Working again after an exhausted transient failure: clear the stale message.
             self._update_while_url_is(self.url(message), enabled_only=True, slack_last_error="")
 
@@ -166,17 +166,17 @@ class SlackTransport(Transport):
         # Only while the URL is still the one that failed: a URL saved meanwhile starts clean.
         self._update_while_url_is(self.url(message), **fields)
         for name, value in fields.items():
-            setattr(self.space, name, value)
+            setattr(self.channels, name, value)
 
     def _update_while_url_is(self, url: str, *, enabled_only: bool = False, **fields) -> bool:
         """Update the space's Slack fields only while URL is still its webhook URL. The URL is
         encrypted at rest (no equality lookup), so it is compared under the row's lock."""
         with transaction.atomic():
-            rows = Space.objects.select_for_update().filter(pk=self.space.pk)
+            rows = SpaceChannels.objects.select_for_update().filter(pk=self.space.pk)
             if enabled_only:
                 rows = rows.filter(slack_disabled_at__isnull=True)
             current = rows.values_list("slack_webhook_url", flat=True).first()
             if current is None or current != url:
                 return False
-            Space.objects.filter(pk=self.space.pk).update(**fields)
+            SpaceChannels.objects.filter(pk=self.space.pk).update(**fields)
             return True

@@ -10,35 +10,32 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from spaces.models import Space
-
-from ..models import NotificationDelivery
+from ..models import NotificationDelivery, SpaceChannels
 from .base import EVENT_HEADER, SIGNATURE_HEADER, Message, Transport, TransportError, sign
 
 PUSH_EVENT = "job.pending"
 
 
-def name_allowed(space: Space, name: str) -> bool:
+def name_allowed(channels: SpaceChannels, name: str) -> bool:
     """The space's job-name filter: an empty list lets every name through."""
-    return not space.push_names or name in space.push_names
+    return not channels.push_names or name in channels.push_names
 
 
 class PushTransport(Transport):
     channel = NotificationDelivery.Channel.PUSH
 
     def is_noop(self, message: Message) -> bool:
-        space = self.space
-        if not space.push_url:
+        if not self.channels.push_url:
             return True
         if message.is_test:
             return False
         # Pushes are held while the space is paused; resuming wakes the workers instead.
-        if space.paused_at is not None or message.job is None:
+        if self.space.paused_at is not None or message.job is None:
             return True
-        return not name_allowed(space, message.job.name)
+        return not name_allowed(self.channels, message.job.name)
 
     def url(self, message: Message) -> str:
-        return self.space.push_url
+        return self.channels.push_url
 
     def payload(self, message: Message) -> dict:
         if message.is_test:
@@ -60,23 +57,23 @@ class PushTransport(Transport):
         }
 
     def user_headers(self, message: Message) -> dict[str, str]:
-        return dict(self.space.push_headers or {})
+        return dict(self.channels.push_headers or {})
 
     def system_headers(self, message: Message, body: bytes) -> dict[str, str]:
         return {
-            SIGNATURE_HEADER: sign(self.space.push_secret, body),
+            SIGNATURE_HEADER: sign(self.channels.push_secret, body),
             EVENT_HEADER: "test" if message.is_test else PUSH_EVENT,
         }
 
     def after_attempt(
         self, message: Message, delivery: NotificationDelivery, error: TransportError | None
     ) -> None:
-        if error is None and self.space.push_last_error:
-            Space.objects.filter(pk=self.space.pk, push_url=self.url(message)).update(
+        if error is None and self.channels.push_last_error:
+            SpaceChannels.objects.filter(pk=self.space.pk, push_url=self.url(message)).update(
                 push_last_error=""
             )
 
     def on_given_up(self, message: Message, error: TransportError) -> None:
-        Space.objects.filter(pk=self.space.pk, push_url=self.url(message)).update(
+        SpaceChannels.objects.filter(pk=self.space.pk, push_url=self.url(message)).update(
             push_last_error=error.message[:1000]
         )

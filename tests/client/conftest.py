@@ -71,12 +71,14 @@ _ISSUE_SPACES = """
 import json, uuid
 from orgs.models import Organization
 from spaces.models import ApiKey, Space
+from notifications.models import SpaceChannels
 org, _ = Organization.objects.get_or_create(slug="client-tests", defaults={"name": "Client tests"})
 out = []
 for _ in range(%(count)d):
     space = Space.create(org, "client-" + uuid.uuid4().hex[:12])
     _, token = ApiKey.issue(space, "client tests", %(scopes)r)
-    out.append({"spaceId": space.public_id, "token": token, "pushSecret": space.push_secret})
+    secret = SpaceChannels.of(space).push_secret
+    out.append({"spaceId": space.public_id, "token": token, "pushSecret": secret})
 print("SPACES " + json.dumps(out))
 """
 

@@ -154,8 +154,8 @@ def test_the_server_wakes_a_push_receiver_which_runs_the_job(client, creds, serv
     serving = threads.spawn(httpd.serve_forever, close_db=False)
     receiver = f"http://127.0.0.1:{httpd.server_port}/"
     server.shell(
-        "from spaces.models import Space;"
-        f"Space.objects.filter(public_id={creds.id!r}).update(push_url={receiver!r})"
+        "from notifications.models import SpaceChannels;"
+        f"SpaceChannels.objects.filter(space__public_id={creds.id!r}).update(push_url={receiver!r})"
     )
     try:
         # when a job is created, nobody polls: only the wake can get it done

@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications import breaker
-from notifications.models import NotificationDelivery
-from spaces.models import Space
+from notifications.models import NotificationDelivery, SpaceChannels
+from tests.factories import stored_channels
 
 SLACK = "https://hooks.slack.com/services/T0/B0/SECRET"
 
@@ -17,21 +17,23 @@ def _url(cast):
     return reverse("dashboard-settings", kwargs={"public_id": cast.space.public_id})
 
 
+def _set_channels(cast, **fields) -> None:
+    SpaceChannels.objects.update_or_create(space_id=cast.space.pk, defaults=fields)
+
+
 def test_the_slack_form_saves_url_and_events_and_turns_slack_back_on(client, cast):
-    Space.objects.filter(pk=cast.space.pk).update(
-        slack_disabled_at=timezone.now(), slack_last_error="404 no_service"
-    )
+    _set_channels(cast, slack_disabled_at=timezone.now(), slack_last_error="404 no_service")
     client.force_login(cast.alice)
     response = client.post(
         _url(cast),
         {"form": "slack", "slack_webhook_url": SLACK, "slack_events": ["dead", "failed"]},
     )
     assert response.status_code == 302
-    cast.space.refresh_from_db()
-    assert cast.space.slack_webhook_url == SLACK
-    assert sorted(cast.space.slack_events) == ["dead", "failed"]
-    assert cast.space.slack_disabled_at is None
-    assert cast.space.slack_last_error == ""
+    channels = stored_channels(cast.space)
+    assert channels.slack_webhook_url == SLACK
+    assert sorted(channels.slack_events) == ["dead", "failed"]
+    assert channels.slack_disabled_at is None
+    assert channels.slack_last_error == ""
 
 
 def test_the_slack_form_rejects_a_non_http_url(client, cast):
@@ -42,11 +44,10 @@ def test_the_slack_form_rejects_a_non_http_url(client, cast):
 
 
 def test_saving_one_form_leaves_the_other_alone(client, cast):
-    Space.objects.filter(pk=cast.space.pk).update(push_url="https://w.example.com/wake")
+    _set_channels(cast, push_url="https://w.example.com/wake")
     client.force_login(cast.alice)
     client.post(_url(cast), {"form": "slack", "slack_webhook_url": SLACK})
-    cast.space.refresh_from_db()
-    assert cast.space.push_url == "https://w.example.com/wake"
+    assert stored_channels(cast.space).push_url == "https://w.example.com/wake"
 
 
 def test_the_push_form_saves_headers_and_names(client, cast):
@@ -61,9 +62,9 @@ def test_the_push_form_saves_headers_and_names(client, cast):
         },
     )
     assert response.status_code == 302
-    cast.space.refresh_from_db()
-    assert cast.space.push_headers == {"Authorization": "Bearer abc", "X-Team": "data"}
-    assert cast.space.push_names == ["email.send", "report.build"]
+    channels = stored_channels(cast.space)
+    assert channels.push_headers == {"Authorization": "Bearer abc", "X-Team": "data"}
+    assert channels.push_names == ["email.send", "report.build"]
 
 
 @pytest.mark.parametrize(
@@ -75,8 +76,7 @@ def test_the_push_form_rejects_bad_headers(client, cast, headers):
         _url(cast), {"form": "push", "push_url": "https://w.example.com/", "push_headers": headers}
     )
     assert response.status_code == 200
-    cast.space.refresh_from_db()
-    assert cast.space.push_url == ""
+    assert stored_channels(cast.space).push_url == ""
 
 
 def test_the_page_shows_the_signing_secret_and_recent_deliveries(client, cast):
@@ -91,7 +91,7 @@ def test_the_page_shows_the_signing_secret_and_recent_deliveries(client, cast):
     )
     client.force_login(cast.alice)
     html = client.get(_url(cast)).content.decode()
-    assert cast.space.push_secret in html  # behind the copy and show buttons
+    assert stored_channels(cast.space).push_secret in html  # behind the copy and show buttons
     assert "upstream down" in html
     assert "hooks.slack.com" in html
 
@@ -115,9 +115,7 @@ def test_the_test_buttons_need_a_saved_url(client, cast):
 def test_the_test_buttons_call_the_notification_senders(client, cast, kind, func):
     from notifications import services
 
-    Space.objects.filter(pk=cast.space.pk).update(
-        slack_webhook_url=SLACK, push_url="https://w.example.com/wake"
-    )
+    _set_channels(cast, slack_webhook_url=SLACK, push_url="https://w.example.com/wake")
     client.force_login(cast.alice)
     with mock.patch.object(services, func, autospec=True) as sender:
         sender.return_value = NotificationDelivery(
@@ -138,23 +136,22 @@ def test_private_addresses_are_refused_by_the_notification_rules(client, cast, s
     response = client.post(_url(cast), {"form": "push", "push_url": "http://127.0.0.1:9/wake"})
     assert response.status_code == 200
     assert "not allowed" in response.content.decode()
-    cast.space.refresh_from_db()
-    assert cast.space.push_url == ""
+    assert stored_channels(cast.space).push_url == ""
 
 
 def test_rotating_the_signing_secret(client, cast):
-    old = cast.space.push_secret
+    old = SpaceChannels.of(cast.space).push_secret
     client.force_login(cast.alice)
     client.post(reverse("dashboard-rotate-secret", kwargs={"public_id": cast.space.public_id}))
-    cast.space.refresh_from_db()
-    assert cast.space.push_secret != old
-    assert cast.space.push_secret.startswith("whsec_")
+    new = stored_channels(cast.space).push_secret
+    assert new != old
+    assert new.startswith("whsec_")
 
 
 def test_a_failed_test_send_shows_the_reason(client, cast):
     from notifications import services
 
-    Space.objects.filter(pk=cast.space.pk).update(push_url="https://w.example.com/wake")
+    _set_channels(cast, push_url="https://w.example.com/wake")
     client.force_login(cast.alice)
     with mock.patch.object(services, "send_test_push", autospec=True) as sender:
         sender.return_value = NotificationDelivery(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import reverse
 
 from jobs.models import Job
+from notifications.models import SpaceChannels
 from spaces.models import Space
 
 
@@ -45,7 +46,8 @@ def test_the_spaces_list_prefers_the_maintained_counters(client, cast):
 
 
 def test_the_spaces_list_masks_webhook_urls(client, cast):
-    Space.objects.filter(pk=cast.space.pk).update(
+    SpaceChannels.objects.create(
+        space=cast.space,
         slack_webhook_url="https://hooks.slack.com/services/T000/B000/SECRETTOKEN",
         push_url="https://worker.example.com/wake?key=SECRETKEY",
     )

@@ -4,7 +4,12 @@ import pytest
 from django.urls import reverse
 
 from notifications import breaker
-from notifications.models import EndpointBreaker, NotificationDelivery, PendingNotification
+from notifications.models import (
+    EndpointBreaker,
+    NotificationDelivery,
+    PendingNotification,
+    SpaceChannels,
+)
 from tests.factories import SpaceFactory
 
 
@@ -75,3 +80,32 @@ def test_an_operator_sees_open_breakers_and_can_close_one(admin_client, db):
     )
     assert not EndpointBreaker.objects.exists()
     assert breaker.admit(space.pk, "slack", "hooks.example:8443") == (None, False)
+
+
+def test_the_admin_shows_each_spaces_channels_without_their_secrets(admin_client, db):
+    space = SpaceFactory(
+        slack_webhook_url="https://hooks.slack.com/services/T/B/SECRETPART",
+        slack_last_error="HTTP 404: no_service",
+        push_url="https://w.example.com/wake?key=PUSHKEY",
+        push_headers={"Authorization": "Bearer HEADERVALUE"},
+    )
+    secret = space.channels.push_secret
+    pages = [
+        reverse("admin:notifications_spacechannels_changelist"),
+        reverse("admin:notifications_spacechannels_change", args=[space.pk]),
+    ]
+    for page in pages:
+        response = admin_client.get(page)
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "no_service" in body and space.name in body
+        for hidden in ("SECRETPART", "PUSHKEY", "HEADERVALUE", secret):
+            assert hidden not in body, (page, hidden)
+
+    # Read-only, and never deleted from here (that would replace the signing secret).
+    add = admin_client.get(reverse("admin:notifications_spacechannels_add"))
+    delete = admin_client.post(
+        reverse("admin:notifications_spacechannels_delete", args=[space.pk]), {"post": "yes"}
+    )
+    assert add.status_code == 403 and delete.status_code == 403
+    assert SpaceChannels.objects.get(pk=space.pk).push_secret == secret

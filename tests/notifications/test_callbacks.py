@@ -10,9 +10,9 @@ from notifications.models import NotificationDelivery, PendingNotification
 
 @pytest.fixture
 def cb_space(nspace):
-    nspace.slack_webhook_url = ""
-    nspace.push_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.push_url = ""
+    nspace.channels.save()
     return nspace
 
 

@@ -67,7 +67,7 @@ def test_parse_header_line():
 
 
 def test_push_settings_reject_header_injection(db):
-    from tests.factories import SpaceFactory
+    from tests.factories import SpaceFactory, stored_channels
 
     space = SpaceFactory()
     with pytest.raises(services.SettingsError) as caught:
@@ -75,5 +75,5 @@ def test_push_settings_reject_header_injection(db):
             space, url="https://hooks.example.com/x", headers={"X-A": "v\r\nHost: evil"}
         )
     assert "push_headers" in caught.value.details
-    space.refresh_from_db()
-    assert space.push_url == "" and space.push_headers == {}
+    channels = stored_channels(space)
+    assert channels.push_url == "" and channels.push_headers == {}

@@ -40,8 +40,8 @@ def sent(httpserver, path):
 def test_job_creation_succeeds_and_keeps_the_notifications_when_the_broker_is_down(
     nspace, engine, receiver, broker_down
 ):
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
 
     job = engine.create(nspace)
 
@@ -68,8 +68,8 @@ def test_after_a_failed_publish_the_process_stops_trying_for_a_while(
 
 
 def test_the_flush_sends_everything_once_the_broker_is_back(nspace, engine, receiver):
-    nspace.slack_events = ["created", "completed"]
-    nspace.save()
+    nspace.channels.slack_events = ["created", "completed"]
+    nspace.channels.save()
     down = OperationalError("down")
     with (
         mock.patch.object(tasks.deliver, "apply_async", side_effect=down),
@@ -92,9 +92,9 @@ def test_the_flush_sends_everything_once_the_broker_is_back(nspace, engine, rece
 
 
 def test_slack_and_callbacks_survive_a_long_outage(nspace, engine, receiver, broker_down):
-    nspace.push_url = ""
-    nspace.slack_events = ["killed"]
-    nspace.save()
+    nspace.channels.push_url = ""
+    nspace.channels.slack_events = ["killed"]
+    nspace.channels.save()
     job = engine.create(nspace, callback_url=receiver.url_for("/cb"))
     engine.kill(job)
     outbox.reset_breaker()
@@ -109,8 +109,8 @@ def test_slack_and_callbacks_survive_a_long_outage(nspace, engine, receiver, bro
 
 
 def test_stale_pushes_are_replaced_by_one_wake_per_space(nspace, engine, receiver, broker_down):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     first = engine.create(nspace, name="a")
     engine.create(nspace, name="b")
     engine.create(nspace, name="c")
@@ -128,8 +128,8 @@ def test_stale_pushes_are_replaced_by_one_wake_per_space(nspace, engine, receive
 
 
 def test_a_push_within_its_max_age_is_still_sent(nspace, engine, receiver, broker_down):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     job = engine.create(nspace)
     outbox.reset_breaker()
     broker_down[0].side_effect = lambda args, *rest, **kw: tasks.deliver.apply(args=args)
@@ -141,9 +141,9 @@ def test_a_push_within_its_max_age_is_still_sent(nspace, engine, receiver, broke
 
 
 def test_rows_with_celery_are_left_alone_until_their_lease_runs_out(nspace, engine, receiver):
-    nspace.push_url = ""
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.push_url = ""
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     with mock.patch.object(tasks.deliver, "apply_async") as delay:  # accepted, then lost
         engine.create(nspace)
     (row,) = PendingNotification.objects.all()
@@ -181,9 +181,9 @@ def test_two_flushes_never_take_the_same_row(nspace, engine, receiver, broker_do
 
 
 def test_a_retry_waiting_in_celery_is_not_flushed(nspace, engine, httpserver):
-    nspace.push_url = ""
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.push_url = ""
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     httpserver.expect_request("/slack/T000/B000/secret").respond_with_data("", status=500)
 
     with mock.patch.object(tasks.deliver, "retry", side_effect=RuntimeError("queued")):

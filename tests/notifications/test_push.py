@@ -25,8 +25,8 @@ def push_bodies(httpserver) -> list[dict]:
 
 @pytest.fixture
 def receiver(httpserver, nspace):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     httpserver.expect_request("/push", method="POST").respond_with_data("ok")
     return httpserver
 
@@ -44,7 +44,9 @@ def test_it_pushes_job_pending_with_headers_and_a_signature(nspace, engine, rece
     assert req.headers["X-Worker-Token"] == "hunter2"
     assert req.headers["User-Agent"] == "Jobyard-Notifications/1.0"
     assert req.headers["Content-Type"] == "application/json"
-    expected = hmac.new(nspace.push_secret.encode(), req.get_data(), hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        nspace.channels.push_secret.encode(), req.get_data(), hashlib.sha256
+    ).hexdigest()
     assert req.headers["X-Jobyard-Signature"] == f"sha256={expected}"
     (row,) = NotificationDelivery.objects.filter(channel="push")
     assert row.success and row.event == "job.pending" and row.job_id == job.id
@@ -77,8 +79,8 @@ def test_a_retry_that_waits_for_its_backoff_does_not_push_until_due(nspace, engi
 
 
 def test_the_name_filter_limits_pushes(nspace, engine, receiver):
-    nspace.push_names = ["thumbs.make"]
-    nspace.save()
+    nspace.channels.push_names = ["thumbs.make"]
+    nspace.channels.save()
 
     engine.create(nspace, name="email.send")
     wanted = engine.create(nspace, name="thumbs.make")
@@ -87,8 +89,8 @@ def test_the_name_filter_limits_pushes(nspace, engine, receiver):
 
 
 def test_it_tries_once_and_retries_at_most_once(nspace, engine, httpserver):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     httpserver.expect_request("/push").respond_with_data("down", status=502)
 
     engine.create(nspace)
@@ -96,13 +98,13 @@ def test_it_tries_once_and_retries_at_most_once(nspace, engine, httpserver):
     rows = NotificationDelivery.objects.filter(channel="push").order_by("id")
     assert [(r.attempt, r.status_code) for r in rows] == [(1, 502), (2, 502)]
     nspace.refresh_from_db()
-    assert nspace.push_last_error == "HTTP 502: down"
+    assert nspace.channels.push_last_error == "HTTP 502: down"
     assert not PendingNotification.objects.exists()
 
 
 def test_a_push_failure_has_no_effect_on_the_job(nspace, engine, httpserver):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     httpserver.expect_request("/push").respond_with_data("nope", status=404)
 
     job = engine.create(nspace)
@@ -126,8 +128,8 @@ def test_pushes_are_held_while_paused_and_resume_wakes_workers(nspace, engine, r
 
 
 def test_resume_wakes_each_filtered_name(nspace, engine, receiver):
-    nspace.push_names = ["a", "b", "c"]
-    nspace.save()
+    nspace.channels.push_names = ["a", "b", "c"]
+    nspace.channels.save()
     space_services.pause_space(nspace)
     a1 = engine.create(nspace, name="a")
     engine.create(nspace, name="a")

@@ -32,8 +32,8 @@ def hanging_receiver(httpserver):
 
 
 def test_a_hanging_receiver_does_not_slow_job_creation(nspace, engine, hanging_receiver, settings):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
 
     # given a broker that accepts the message (the real one would hand it to a worker)
     with mock.patch.object(tasks.deliver, "apply_async") as publish:
@@ -87,8 +87,8 @@ def test_claiming_and_progress_enqueue_nothing(nspace, engine, hanging_receiver)
 def test_a_bulk_transition_publishes_one_message(nspace, engine, httpserver):
     from jobs import services
 
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     with (
         mock.patch.object(tasks.deliver, "apply_async") as deliver,
         mock.patch.object(tasks.dispatch, "apply_async") as dispatch,

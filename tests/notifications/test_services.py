@@ -44,11 +44,13 @@ def test_send_test_push_is_signed_and_not_retried(space, httpserver):
     (request, _) = httpserver.log[0]
     body = json.loads(request.data)
     assert body["type"] == "test" and body["spaceId"] == space.public_id
-    digest = hmac.new(space.push_secret.encode(), request.get_data(), hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        space.channels.push_secret.encode(), request.get_data(), hashlib.sha256
+    ).hexdigest()
     assert request.headers["X-Jobyard-Signature"] == f"sha256={digest}"
     assert request.headers["X-Token"] == "t"
     space.refresh_from_db()
-    assert space.push_last_error == ""  # a test leaves the channel state alone
+    assert space.channels.push_last_error == ""  # a test leaves the channel state alone
 
 
 def test_a_failing_test_message_does_not_disable_slack(space, httpserver):
@@ -58,14 +60,14 @@ def test_a_failing_test_message_does_not_disable_slack(space, httpserver):
 
     assert not delivery.success
     space.refresh_from_db()
-    assert space.slack_disabled_at is None
+    assert space.channels.slack_disabled_at is None
 
 
 def test_a_test_works_while_the_channel_is_disabled(space, httpserver):
     from django.utils import timezone
 
-    space.slack_disabled_at = timezone.now()
-    space.save()
+    space.channels.slack_disabled_at = timezone.now()
+    space.channels.save()
     httpserver.expect_request("/slack").respond_with_data("ok")
 
     assert services.send_test_slack(space).success
@@ -79,7 +81,7 @@ def test_test_sends_need_a_url(db):
 
 
 def test_settings_errors_are_api_errors_per_field(space):
-    before = (space.push_url, space.push_headers, space.push_names)
+    before = (space.channels.push_url, space.channels.push_headers, space.channels.push_names)
     with pytest.raises(services.SettingsError) as caught:
         services.update_push(
             space, url="gopher://x", headers={"Host": "x"}, names=[""] * 0 + ["a" * 201]
@@ -87,7 +89,11 @@ def test_settings_errors_are_api_errors_per_field(space):
     assert http_status(caught.value) == 400
     assert set(caught.value.details) == {"push_url", "push_headers", "push_names"}
     space.refresh_from_db()
-    assert (space.push_url, space.push_headers, space.push_names) == before
+    assert (
+        space.channels.push_url,
+        space.channels.push_headers,
+        space.channels.push_names,
+    ) == before
 
 
 def test_recent_deliveries_lists_newest_first(space, httpserver):

@@ -49,8 +49,8 @@ def test_it_posts_a_readable_message_with_a_link_to_the_job(nspace, engine, rece
 
 
 def test_it_sends_only_the_chosen_events(nspace, engine, receiver):
-    nspace.slack_events = ["completed", "dead"]
-    nspace.save()
+    nspace.channels.slack_events = ["completed", "dead"]
+    nspace.channels.save()
 
     job = engine.create(nspace)
     engine.start(engine.deliver(job))
@@ -61,8 +61,8 @@ def test_it_sends_only_the_chosen_events(nspace, engine, receiver):
 
 
 def test_a_job_that_dies_sends_failed_on_every_attempt_then_dead(nspace, engine, receiver):
-    nspace.slack_events = ["failed", "dead"]
-    nspace.save()
+    nspace.channels.slack_events = ["failed", "dead"]
+    nspace.channels.save()
     job = engine.create(nspace, max_retries=1)
 
     engine.fail(engine.start(engine.deliver(job)), "first error")
@@ -90,8 +90,8 @@ def test_killed_messages_carry_the_reason(nspace, engine, receiver):
 
 
 def test_it_retries_a_500_until_slack_accepts(nspace, engine, httpserver):
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     for _ in range(2):
         httpserver.expect_oneshot_request(SLACK).respond_with_data("rollup_error", status=500)
     httpserver.expect_oneshot_request(SLACK).respond_with_data("ok")
@@ -107,13 +107,13 @@ def test_it_retries_a_500_until_slack_accepts(nspace, engine, httpserver):
     ]
     assert rows[0].error == "HTTP 500: rollup_error"
     nspace.refresh_from_db()
-    assert nspace.slack_disabled_at is None
+    assert nspace.channels.slack_disabled_at is None
     assert not PendingNotification.objects.exists()
 
 
 def test_it_gives_up_after_five_attempts_without_disabling(nspace, engine, httpserver):
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     httpserver.expect_request(SLACK).respond_with_data("busy", status=503)
     httpserver.expect_request("/push").respond_with_data("ok")
 
@@ -121,14 +121,14 @@ def test_it_gives_up_after_five_attempts_without_disabling(nspace, engine, https
 
     assert [r.attempt for r in deliveries()] == [1, 2, 3, 4, 5]
     nspace.refresh_from_db()
-    assert nspace.slack_disabled_at is None
-    assert nspace.slack_last_error == "HTTP 503: busy"
+    assert nspace.channels.slack_disabled_at is None
+    assert nspace.channels.slack_last_error == "HTTP 503: busy"
     assert not PendingNotification.objects.exists()
 
 
 def test_it_honours_retry_after_on_429(nspace, engine, httpserver):
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     httpserver.expect_oneshot_request(SLACK).respond_with_response(
         Response("rate_limited", status=429, headers={"Retry-After": "42"})
     )
@@ -161,8 +161,8 @@ def test_backoff_is_exponential_and_bounded():
     ],
 )
 def test_it_disables_the_channel_on_a_permanent_error(nspace, engine, httpserver, status, body):
-    nspace.slack_events = ["created", "completed"]
-    nspace.save()
+    nspace.channels.slack_events = ["created", "completed"]
+    nspace.channels.save()
     httpserver.expect_request(SLACK).respond_with_data(body, status=status)
     httpserver.expect_request("/push").respond_with_data("ok")
 
@@ -172,13 +172,13 @@ def test_it_disables_the_channel_on_a_permanent_error(nspace, engine, httpserver
     (row,) = deliveries()  # no retry, and nothing more once disabled
     assert not row.success and row.status_code == status
     nspace.refresh_from_db()
-    assert nspace.slack_disabled_at is not None
-    assert nspace.slack_last_error.startswith(f"HTTP {status}")
+    assert nspace.channels.slack_disabled_at is not None
+    assert nspace.channels.slack_last_error.startswith(f"HTTP {status}")
 
 
 def test_saving_the_url_again_turns_a_disabled_channel_back_on(nspace, engine, httpserver):
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
     httpserver.expect_oneshot_request(SLACK).respond_with_data("no_service", status=404)
     httpserver.expect_request(SLACK).respond_with_data("ok")
     httpserver.expect_request("/push").respond_with_data("ok")
@@ -186,34 +186,34 @@ def test_saving_the_url_again_turns_a_disabled_channel_back_on(nspace, engine, h
     engine.create(nspace)
     assert len(deliveries()) == 1
 
-    services.update_slack(nspace, url=nspace.slack_webhook_url)
+    services.update_slack(nspace, url=nspace.channels.slack_webhook_url)
     engine.create(nspace)
 
     nspace.refresh_from_db()
-    assert nspace.slack_disabled_at is None and nspace.slack_last_error == ""
+    assert nspace.channels.slack_disabled_at is None and nspace.channels.slack_last_error == ""
     assert [r.success for r in deliveries()] == [False, True]
 
 
 @override_settings(OUTBOUND_ALLOW_PRIVATE=False)
 def test_a_webhook_on_a_private_address_is_refused_and_disabled(nspace, engine, httpserver):
-    nspace.slack_events = ["created"]
-    nspace.slack_webhook_url = "http://10.1.2.3/hook"
-    nspace.push_url = ""
-    nspace.save()
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.slack_webhook_url = "http://10.1.2.3/hook"
+    nspace.channels.push_url = ""
+    nspace.channels.save()
 
     engine.create(nspace)
 
     (row,) = deliveries()
     assert not row.success and row.status_code is None and "not allowed" in row.error
     nspace.refresh_from_db()
-    assert nspace.slack_disabled_at is not None
+    assert nspace.channels.slack_disabled_at is not None
     assert httpserver.log == []
 
 
 def test_nothing_is_sent_without_a_url(nspace, engine, httpserver):
-    nspace.slack_webhook_url = ""
-    nspace.push_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.push_url = ""
+    nspace.channels.save()
 
     engine.create(nspace)
 
@@ -246,9 +246,9 @@ def test_logs_name_the_host_but_never_the_url_or_header_values(nspace, engine, h
 def test_a_crashing_attempt_is_retried_then_given_up(nspace, engine, httpserver):
     from notifications.transports.slack import SlackTransport
 
-    nspace.push_url = ""
-    nspace.slack_events = ["created"]
-    nspace.save()
+    nspace.channels.push_url = ""
+    nspace.channels.slack_events = ["created"]
+    nspace.channels.save()
 
     with mock.patch.object(SlackTransport, "payload", side_effect=KeyError("bug")) as payload:
         engine.create(nspace)
@@ -256,5 +256,5 @@ def test_a_crashing_attempt_is_retried_then_given_up(nspace, engine, httpserver)
     assert payload.call_count == 5
     assert not PendingNotification.objects.exists()
     nspace.refresh_from_db()
-    assert nspace.slack_last_error == "internal error (KeyError)"
-    assert nspace.slack_disabled_at is None
+    assert nspace.channels.slack_last_error == "internal error (KeyError)"
+    assert nspace.channels.slack_disabled_at is None

@@ -8,7 +8,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.factories import OrganizationFactory, SpaceFactory
+from notifications.models import SpaceChannels
+from tests.factories import OrganizationFactory, SpaceFactory, stored_channels
 
 
 def run(*args: str) -> str:
@@ -33,12 +34,12 @@ def test_it_sets_slack_and_push_by_space_name(space):
         "--push-names", "thumbs.make, video.encode",
     )  # fmt: skip
 
-    space.refresh_from_db()
-    assert space.slack_webhook_url == "https://hooks.slack.com/services/T0/B0/XYZ"
-    assert space.slack_events == ["failed", "dead"]
-    assert space.push_url == "https://workers.example.com/wake"
-    assert space.push_headers == {"Authorization": "Bearer abc", "X-Pool": "gpu"}
-    assert space.push_names == ["thumbs.make", "video.encode"]
+    channels = stored_channels(space)
+    assert channels.slack_webhook_url == "https://hooks.slack.com/services/T0/B0/XYZ"
+    assert channels.slack_events == ["failed", "dead"]
+    assert channels.push_url == "https://workers.example.com/wake"
+    assert channels.push_headers == {"Authorization": "Bearer abc", "X-Pool": "gpu"}
+    assert channels.push_names == ["thumbs.make", "video.encode"]
 
 
 def test_the_output_never_shows_secrets(space):
@@ -51,7 +52,7 @@ def test_the_output_never_shows_secrets(space):
 
     assert "XYZ" not in out and "k3y" not in out and "Bearer abc" not in out
     assert "https://hooks.slack.com/…" in out and "Authorization" in out
-    assert space.push_secret not in out
+    assert stored_channels(space).push_secret not in out
 
 
 def test_an_empty_url_turns_a_channel_off(space):
@@ -65,19 +66,20 @@ def test_an_empty_url_turns_a_channel_off(space):
     )
     run("--space", "billing", "--slack-url", "", "--push-url", "")
 
-    space.refresh_from_db()
-    assert space.slack_webhook_url == "" and space.push_url == ""
+    channels = stored_channels(space)
+    assert channels.slack_webhook_url == "" and channels.push_url == ""
 
 
 def test_saving_the_slack_url_re_enables_a_disabled_channel(space):
-    space.slack_webhook_url = "https://hooks.slack.com/x"
-    space.slack_disabled_at = timezone.now()
-    space.slack_last_error = "HTTP 404: no_service"
-    space.save()
+    SpaceChannels.objects.create(
+        space=space,
+        slack_webhook_url="https://hooks.slack.com/x",
+        slack_disabled_at=timezone.now(),
+        slack_last_error="HTTP 404: no_service",
+    )
 
     run("--space", "billing", "--slack-events", "dead")
-    space.refresh_from_db()
-    assert space.slack_disabled_at is not None  # events alone keep it disabled
+    assert stored_channels(space).slack_disabled_at is not None  # events alone keep it disabled
 
     report = json.loads(
         run("--space", "billing", "--slack-url", "https://hooks.slack.com/x", "--json")
@@ -88,8 +90,7 @@ def test_saving_the_slack_url_re_enables_a_disabled_channel(space):
 
 def test_a_new_slack_url_defaults_to_failure_events(space):
     run("--space", "billing", "--slack-url", "https://hooks.slack.com/x")
-    space.refresh_from_db()
-    assert space.slack_events == ["failed", "dead"]
+    assert stored_channels(space).slack_events == ["failed", "dead"]
 
 
 @pytest.mark.parametrize(
@@ -106,16 +107,15 @@ def test_a_new_slack_url_defaults_to_failure_events(space):
 def test_invalid_values_are_rejected_and_nothing_changes(space, args, message):
     with pytest.raises(CommandError, match=message):
         run("--space", "billing", *args)
-    space.refresh_from_db()
-    assert space.slack_webhook_url == "" and space.push_headers == {}
+    channels = stored_channels(space)
+    assert channels.slack_webhook_url == "" and channels.push_headers == {}
 
 
 @override_settings(OUTBOUND_ALLOW_PRIVATE=False)
 def test_private_targets_are_rejected(space):
     with pytest.raises(CommandError, match="not allowed"):
         run("--space", "billing", "--push-url", "http://169.254.169.254/latest")
-    space.refresh_from_db()
-    assert space.push_url == ""
+    assert stored_channels(space).push_url == ""
 
 
 def test_an_ambiguous_name_needs_the_org(db):
@@ -123,20 +123,17 @@ def test_an_ambiguous_name_needs_the_org(db):
     second = SpaceFactory(name="main")
     with pytest.raises(CommandError, match="Several spaces"):
         run("--space", "main", "--push-url", "https://w.example.com/")
-    first.refresh_from_db()
-    assert first.push_url == ""
+    assert stored_channels(first).push_url == ""
     run("--space", "main", "--org", "acme", "--push-url", "https://w.example.com/")
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert first.push_url == "https://w.example.com/"
-    assert second.push_url == ""
+    assert stored_channels(first).push_url == "https://w.example.com/"
+    assert stored_channels(second).push_url == ""
 
 
 def test_rotating_the_push_secret_prints_the_new_one(space):
-    old = space.push_secret
+    old = SpaceChannels.of(space).push_secret
     report = json.loads(run("--space", "billing", "--rotate-push-secret", "--json"))
-    space.refresh_from_db()
-    assert space.push_secret != old and report["push"]["secret"] == space.push_secret
+    new = stored_channels(space).push_secret
+    assert new != old and report["push"]["secret"] == new
     assert report["changed"] == ["push secret"]
 
 
@@ -159,9 +156,9 @@ def test_test_flags_send_now(space, httpserver):
     assert report["tests"] == {"Slack test": "ok", "Push test": "failed (HTTP 500: nope)"}
     assert len(httpserver.log) == 2  # no retry for tests
     # The URLs given were saved before the tests went to them.
-    space.refresh_from_db()
-    assert space.slack_webhook_url == httpserver.url_for("/slack")
-    assert space.push_url == httpserver.url_for("/push")
+    channels = stored_channels(space)
+    assert channels.slack_webhook_url == httpserver.url_for("/slack")
+    assert channels.push_url == httpserver.url_for("/push")
 
 
 def test_test_without_a_url_is_an_error(space):

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from jobs import flow
 from jobs.models import NameLimit
-from tests.factories import SpaceFactory
+from tests.factories import SpaceFactory, stored_channels
 
 
 def run(*args: str) -> str:
@@ -82,8 +82,7 @@ def test_bad_limits_are_refused_before_anything_changes(space, spec, message):
             spec,
         )
 
-    space.refresh_from_db()
-    assert space.slack_webhook_url == ""
+    assert stored_channels(space).slack_webhook_url == ""
     assert not NameLimit.objects.exists()
 
 

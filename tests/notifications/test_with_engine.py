@@ -70,8 +70,8 @@ def test_a_job_that_dies_after_a_retry(nspace, receiver, run):
 
 
 def test_scheduled_and_delivery_timeout_pushes_come_from_the_sweeper(nspace, receiver, run):
-    nspace.slack_webhook_url = ""
-    nspace.save()
+    nspace.channels.slack_webhook_url = ""
+    nspace.channels.save()
     soon = timezone.now() + timedelta(seconds=30)
     job, _ = run(jobs.create_job, nspace, {"name": "later", "scheduled_for": soon})
     assert bodies(receiver, "/push") == []
@@ -86,8 +86,8 @@ def test_scheduled_and_delivery_timeout_pushes_come_from_the_sweeper(nspace, rec
 
 
 def test_kill_and_redrive(nspace, receiver, run):
-    nspace.slack_events = ["killed"]
-    nspace.save()
+    nspace.channels.slack_events = ["killed"]
+    nspace.channels.save()
     job, _ = run(jobs.create_job, nspace, {"name": "x", "callback_url": receiver.url_for("/cb")})
     run(jobs.kill_job, job, "wrong input")
     run(jobs.retry_job, job)

@@ -32,13 +32,13 @@ CREATE_SCRIPT = """
 import json
 from orgs.models import Organization
 from spaces.models import Space
+from notifications.models import SpaceChannels
 from jobs import services
 org = Organization.objects.create(name="E2E {tag}", slug="e2e-{tag}")
 space = Space.create(org, "e2e")
-space.push_url = {url!r}
-space.save()
+channels = SpaceChannels.objects.create(space=space, push_url={url!r})
 job, _ = services.create_job(space, {{"name": "e2e.wake"}})
-print(json.dumps({{"job": job.id, "space": space.public_id, "secret": space.push_secret}}))
+print(json.dumps({{"job": job.id, "space": space.public_id, "secret": channels.push_secret}}))
 """
 
 

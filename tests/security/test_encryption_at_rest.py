@@ -15,19 +15,25 @@ from django.db.migrations.executor import MigrationExecutor
 from jobs import services
 from jobs.models import Job
 from lib import crypto
-from spaces.models import Space
+from notifications.models import SpaceChannels
 from tests.factories import SpaceFactory
 
 SLACK_URL = "https://hooks.slack.com/services/T1/B2/sEcReTtOkEn"
+CHANNELS = "notifications_spacechannels"  # one row per space, keyed by space_id
 
 
 def raw(table: str, column: str, pk) -> str:
+    key = "space_id" if table == CHANNELS else "id"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [pk])  # noqa: S608
+        cursor.execute(f"SELECT {column} FROM {table} WHERE {key} = %s", [pk])  # noqa: S608
         return cursor.fetchone()[0]
 
 
-def make_secrets() -> tuple[Space, Job]:
+def channels_of(space) -> SpaceChannels:
+    return SpaceChannels.objects.get(pk=space.pk)
+
+
+def make_secrets() -> tuple[object, Job]:
     space = SpaceFactory(slack_webhook_url=SLACK_URL, push_headers={"Authorization": "Bearer hv"})
     job = services.create_jobs(
         space,
@@ -50,24 +56,25 @@ def stored(db):
 def test_secrets_are_stored_encrypted_and_read_back_in_clear(stored):
     space, job = stored
     for column in ("slack_webhook_url", "push_headers", "push_secret"):
-        value = raw("spaces_space", column, space.pk)
+        value = raw(CHANNELS, column, space.pk)
         assert value.startswith(crypto.PREFIX), column
-    assert "sEcReTtOkEn" not in raw("spaces_space", "slack_webhook_url", space.pk)
+    assert "sEcReTtOkEn" not in raw(CHANNELS, "slack_webhook_url", space.pk)
     assert raw("jobs_job", "callback_headers", job.id).startswith(crypto.PREFIX)
 
-    space = Space.objects.get(pk=space.pk)
-    assert space.slack_webhook_url == SLACK_URL
-    assert space.push_headers == {"Authorization": "Bearer hv"}
-    assert space.push_secret.startswith("whsec_")
+    channels = channels_of(space)
+    assert channels.slack_webhook_url == SLACK_URL
+    assert channels.push_headers == {"Authorization": "Bearer hv"}
+    assert channels.push_secret.startswith("whsec_")
     assert Job.objects.get(pk=job.id).callback_headers == {"X-T": "cv"}
 
 
 def test_empty_values_stay_empty_so_is_set_checks_still_work(db):
     space = SpaceFactory()
-    assert raw("spaces_space", "slack_webhook_url", space.pk) == ""
-    assert raw("spaces_space", "push_headers", space.pk) == ""
-    assert Space.objects.filter(pk=space.pk).exclude(slack_webhook_url="").count() == 0
-    assert Space.objects.get(pk=space.pk).push_headers == {}
+    SpaceChannels.of(space)  # nothing configured
+    assert raw(CHANNELS, "slack_webhook_url", space.pk) == ""
+    assert raw(CHANNELS, "push_headers", space.pk) == ""
+    assert SpaceChannels.objects.filter(pk=space.pk).exclude(slack_webhook_url="").count() == 0
+    assert channels_of(space).push_headers == {}
 
 
 def test_two_encryptions_of_one_value_differ(db):
@@ -78,19 +85,22 @@ def test_two_encryptions_of_one_value_differ(db):
 def test_a_new_key_first_still_reads_old_values_and_reencrypt_moves_them(db, settings):
     settings.FIELD_ENCRYPTION_KEYS = ["old-key-" + "x" * 40]
     space, job = make_secrets()  # written under the old key
-    under_old = raw("spaces_space", "slack_webhook_url", space.pk)
+    under_old = raw(CHANNELS, "slack_webhook_url", space.pk)
 
     settings.FIELD_ENCRYPTION_KEYS = ["new-key-" + "y" * 40, "old-key-" + "x" * 40]
-    assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+    assert channels_of(space).slack_webhook_url == SLACK_URL
     assert crypto.needs_rotation(under_old)
 
-    call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    after = raw("spaces_space", "slack_webhook_url", space.pk)
+    out = io.StringIO()
+    call_command("reencrypt_secrets", stdout=out)
+    assert "notifications.SpaceChannels: 1 rows re-encrypted" in out.getvalue()
+    assert "jobs.Job: 1 rows re-encrypted" in out.getvalue()
+    after = raw(CHANNELS, "slack_webhook_url", space.pk)
     assert after != under_old and not crypto.needs_rotation(after)
     assert not crypto.needs_rotation(raw("jobs_job", "callback_headers", job.id))
 
     settings.FIELD_ENCRYPTION_KEYS = ["new-key-" + "y" * 40]  # the old key dropped
-    assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+    assert channels_of(space).slack_webhook_url == SLACK_URL
     assert Job.objects.get(pk=job.id).callback_headers == {"X-T": "cv"}
 
 
@@ -98,12 +108,12 @@ def test_a_value_no_key_opens_reads_empty_and_logs_instead_of_failing(stored, se
     space, job = stored
     settings.FIELD_ENCRYPTION_KEYS = ["some-other-key-" + "z" * 40]
     with caplog.at_level(logging.ERROR, logger="jobyard.crypto"):
-        space = Space.objects.get(pk=space.pk)
+        channels = channels_of(space)
         job = Job.objects.get(pk=job.id)
-    assert space.slack_webhook_url == "" and space.push_headers == {}
+    assert channels.slack_webhook_url == "" and channels.push_headers == {}
     assert job.callback_headers == {}
     assert "cannot be decrypted" in caplog.text and "SlackWebhookUrl" not in caplog.text
-    assert "Space.slack_webhook_url" in caplog.text
+    assert "SpaceChannels.slack_webhook_url" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -132,10 +142,10 @@ def test_the_migration_encrypts_rows_written_in_clear_and_reverses():
         executor.loader.build_graph()
         executor.migrate(leaves)
         for column in ("slack_webhook_url", "push_headers", "push_secret"):
-            assert raw("spaces_space", column, space.pk).startswith(crypto.PREFIX), column
+            assert raw(CHANNELS, column, space.pk).startswith(crypto.PREFIX), column
         assert raw("jobs_job", "callback_headers", job.pk).startswith(crypto.PREFIX)
         assert raw("jobs_job", "callback_headers", empty.pk) == ""
-        fresh = Space.objects.get(pk=space.pk)
+        fresh = channels_of(space)
         assert (fresh.slack_webhook_url, fresh.push_secret) == (SLACK_URL, "whsec_legacy")
         assert fresh.push_headers == {"Authorization": "Bearer legacy"}
         assert Job.objects.get(pk=job.pk).callback_headers == {"X-T": "legacy"}
@@ -171,27 +181,28 @@ def opens_with_the_old_built_in_key(stored: str) -> bool:
 
 def test_values_under_the_old_built_in_key_are_read_and_reencrypt_moves_them(db, caplog):
     space = SpaceFactory()
+    SpaceChannels.of(space)
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE spaces_space SET slack_webhook_url = %s WHERE id = %s",
+            f"UPDATE {CHANNELS} SET slack_webhook_url = %s WHERE space_id = %s",  # noqa: S608
             [under_the_old_built_in_key(SLACK_URL), space.pk],
         )
-    before = raw("spaces_space", "slack_webhook_url", space.pk)
+    before = raw(CHANNELS, "slack_webhook_url", space.pk)
     crypto._warn_legacy.cache_clear()
 
     with caplog.at_level(logging.WARNING, logger="jobyard.crypto"):
-        assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
-        assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+        assert channels_of(space).slack_webhook_url == SLACK_URL
+        assert channels_of(space).slack_webhook_url == SLACK_URL
     warnings = [r for r in caplog.records if r.name == "jobyard.crypto"]
     assert len(warnings) == 1 and "reencrypt_secrets" in warnings[0].getMessage()
     assert crypto.needs_rotation(before)
 
     call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
-    after = raw("spaces_space", "slack_webhook_url", space.pk)
+    after = raw(CHANNELS, "slack_webhook_url", space.pk)
     assert after != before and not crypto.needs_rotation(after)
     assert not opens_with_the_old_built_in_key(after)
-    assert Space.objects.get(pk=space.pk).slack_webhook_url == SLACK_URL
+    assert channels_of(space).slack_webhook_url == SLACK_URL
 
 
 @pytest.mark.parametrize(
@@ -212,7 +223,7 @@ def test_no_configuration_encrypts_with_the_old_built_in_key(db, settings, keys)
     assert not opens_with_the_old_built_in_key(stored)
     assert crypto.decrypt(stored) == "a secret"
     space = SpaceFactory(slack_webhook_url=SLACK_URL)
-    assert not opens_with_the_old_built_in_key(raw("spaces_space", "slack_webhook_url", space.pk))
+    assert not opens_with_the_old_built_in_key(raw(CHANNELS, "slack_webhook_url", space.pk))
 
 
 def test_with_no_key_at_all_nothing_is_encrypted(settings):

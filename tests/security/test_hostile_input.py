@@ -15,7 +15,7 @@ from jobs import services
 from jobs.models import Job, JobEvent, JobLog
 from schedules.models import Schedule
 from spaces import scopes
-from tests.factories import SpaceFactory, issue_key
+from tests.factories import SpaceFactory, issue_key, stored_channels
 
 SURROGATE = '"x\\udfffy"'  # JSON text of a string holding a lone surrogate
 
@@ -350,8 +350,8 @@ def test_json_over_a_mebibyte_in_a_field_is_400_as_docs_api_says(api, space, end
 def test_a_command_line_that_is_not_utf8_is_a_command_error(space, argv):
     from django.core.management import CommandError, call_command
 
-    before = (space.paused_at, space.push_url)
+    before = (space.paused_at, stored_channels(space).push_url)
     with pytest.raises(CommandError, match="not valid Unicode|NUL"):
         call_command(*argv)
     space.refresh_from_db()
-    assert (space.paused_at, space.push_url) == before
+    assert (space.paused_at, stored_channels(space).push_url) == before

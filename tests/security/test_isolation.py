@@ -168,6 +168,7 @@ ADMIN_OBJECTS = [
     "notifications/notificationdelivery",
     "notifications/pendingnotification",
     "notifications/endpointbreaker",
+    "notifications/spacechannels",
     "schedules/schedule",
 ]
 ADMIN_SITE_ROUTES = {
@@ -449,6 +450,7 @@ def admin_paths(t: Tenants) -> list[str]:
         "orgs/invitation": t.invitation_b.pk,
         "spaces/space": t.space_b.pk,
         "spaces/apikey": t.key_b_row.pk,
+        "notifications/spacechannels": t.space_b.pk,  # keyed by its space
         "jobs/job": t.job_b.pk,
         "jobs/jobevent": JobEvent.objects.filter(job=t.job_b).values_list("pk", flat=True)[0],
         "schedules/schedule": t.schedule_b.pk,

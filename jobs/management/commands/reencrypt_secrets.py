@@ -15,18 +15,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.models import Job
 from lib import crypto
+from lib.fields import EncryptedJSONField, EncryptedTextField
 from spaces import keys, scopes
 from spaces.models import ApiKey, Space
 
-# (model, primary-key start, encrypted fields)
-TABLES = [
-    (Space, 0, ["slack_webhook_url", "push_headers", "push_secret"]),
-    (Job, "", ["callback_headers"]),
-]
+
+def encrypted_tables() -> list[tuple[type, list[str]]]:
+    """(model, its encrypted fields) for every installed model that has some, whichever app
+    owns it (jobs' callback headers, notifications' channel settings ...)."""
+    tables = []
+    for model in apps.get_models():
+        fields = [
+            field.name
+            for field in model._meta.concrete_fields
+            if isinstance(field, EncryptedTextField | EncryptedJSONField)
+        ]
+        if fields:
+            tables.append((model, fields))
+    return tables
 
 
 class Command(BaseCommand):
@@ -36,23 +46,29 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=1000, help="rows per transaction")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for model, first_pk, fields in TABLES:
-            done = self.reencrypt(model, first_pk, fields, options["batch"])
+        for model, fields in encrypted_tables():
+            done = self.reencrypt(model, fields, options["batch"])
             self.stdout.write(f"{model._meta.label}: {done} rows re-encrypted")
         issued = self.issue_public_keys()
         self.stdout.write(f"spaces.ApiKey: {issued} public progress keys issued")
 
-    def reencrypt(self, model, first_pk, fields: list[str], batch: int) -> int:
+    def reencrypt(self, model, fields: list[str], batch: int) -> int:
         """Rows whose raw stored value is clear text or under an older key are saved again."""
         from django.db import connection, transaction
 
-        table = connection.ops.quote_name(model._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f) for f in fields)
-        select = f"SELECT id, {columns} FROM {table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
-        done, last = 0, first_pk
+        quote = connection.ops.quote_name
+        table = quote(model._meta.db_table)
+        pk = quote(model._meta.pk.column)
+        columns = ", ".join(quote(model._meta.get_field(f).column) for f in fields)
+        first = f"SELECT {pk}, {columns} FROM {table} ORDER BY {pk} LIMIT %s"  # noqa: S608
+        after = f"SELECT {pk}, {columns} FROM {table} WHERE {pk} > %s ORDER BY {pk} LIMIT %s"  # noqa: S608
+        done, last = 0, None
         while True:
             with connection.cursor() as cursor:
-                cursor.execute(select, [last, batch])
+                if last is None:
+                    cursor.execute(first, [batch])
+                else:
+                    cursor.execute(after, [last, batch])
                 rows = cursor.fetchall()
             if not rows:
                 return done

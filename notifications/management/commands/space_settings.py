@@ -33,6 +33,7 @@ from lib.commands import CheckedCommand
 from lib.http_headers import parse_header_line
 from lib.outbound import masked_url
 from notifications import services
+from notifications.models import SpaceChannels
 from spaces.lookup import space_by_id_or_name
 from spaces.models import Space
 
@@ -68,12 +69,19 @@ def slack_apply(space: Space, options: dict[str, Any]) -> list[str]:
     return ["slack"]
 
 
+def _channels(space: Space) -> SpaceChannels:
+    """The space's channel settings; a space without them shows the defaults (all off)."""
+    return SpaceChannels.find(space) or SpaceChannels()
+
+
 def slack_show(space: Space) -> dict[str, Any]:
+    channels = _channels(space)
+    disabled_at = channels.slack_disabled_at
     return {
-        "url": masked_url(space.slack_webhook_url),
-        "events": space.slack_events,
-        "disabledAt": space.slack_disabled_at.isoformat() if space.slack_disabled_at else None,
-        "lastError": space.slack_last_error or None,
+        "url": masked_url(channels.slack_webhook_url),
+        "events": channels.slack_events,
+        "disabledAt": disabled_at.isoformat() if disabled_at else None,
+        "lastError": channels.slack_last_error or None,
     }
 
 
@@ -135,11 +143,12 @@ def push_apply(space: Space, options: dict[str, Any]) -> list[str]:
 
 
 def push_show(space: Space) -> dict[str, Any]:
+    channels = _channels(space)
     return {
-        "url": masked_url(space.push_url),
-        "headers": sorted(space.push_headers or {}),  # names only: values are secrets
-        "names": space.push_names,
-        "lastError": space.push_last_error or None,
+        "url": masked_url(channels.push_url),
+        "headers": sorted(channels.push_headers or {}),  # names only: values are secrets
+        "names": channels.push_names,
+        "lastError": channels.push_last_error or None,
     }
 
 
@@ -345,7 +354,7 @@ class Command(CheckedCommand):
         for section in SECTIONS:
             report[section.key] = section.show(space)
         if options.get("show_push_secret"):
-            report["push"]["secret"] = space.push_secret
+            report["push"]["secret"] = SpaceChannels.of(space).push_secret
 
         if options["json"]:
             report["changed"] = changed
