@@ -36,68 +36,24 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from jobs import queries
 from jobs.events import LIFECYCLE_TYPES
+from lib.metrics import (
+    CLAIM_DURATION,
+    HTTP_IN_PROGRESS,  # noqa: F401 - config/middleware.py counts requests in flight with it
+    JOB_EVENTS,
+    JOB_TRANSITIONS,
+    REQUEST_DURATION,
+)
 
 log = logging.getLogger(__name__)
 transition_log = logging.getLogger("jobyard.transitions")
 
 # --- process metrics ---------------------------------------------------------------------------
-
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-REQUEST_DURATION = Histogram(
-    "jobyard_http_request_duration_seconds",
-    "Time to answer an HTTP request, by method, route template and status code.",
-    ["method", "route", "status"],
-    buckets=_LATENCY_BUCKETS,
-)
-HTTP_IN_PROGRESS = Gauge(
-    "jobyard_http_requests_in_progress",
-    "HTTP requests being answered right now.",
-    multiprocess_mode="livesum",
-)
-CLAIM_DURATION = Histogram(
-    "jobyard_claim_duration_seconds",
-    "Time to answer a poll or claim request (a long poll includes its wait).",
-    ["endpoint", "status"],
-    buckets=_LATENCY_BUCKETS,
-)
-JOB_EVENTS = Counter(
-    "jobyard_job_events",
-    "Job events committed by this process, by event type (custom worker types count as custom).",
-    ["type"],
-)
-JOB_TRANSITIONS = Counter(
-    "jobyard_job_transitions",
-    "Job status changes committed by this process, by previous and new status.",
-    ["from_status", "to_status"],
-)
-RETENTION_DELETED = Counter(
-    "jobyard_retention_deleted_jobs",
-    "Finished jobs deleted by retention in this process, by status.",
-    ["status"],
-)
-# Open WebSocket streams in this process. Stream consumers increment it on connect and
-# decrement it on disconnect: STREAM_CONNECTIONS.labels(kind="job" | "space").inc() / .dec().
-# "livesum" adds up the live processes in multi-process mode and forgets dead ones.
-STREAM_CONNECTIONS = Gauge(
-    "jobyard_stream_connections",
-    "Open WebSocket streams, by kind (job or space).",
-    ["kind"],
-    multiprocess_mode="livesum",
-)
+# The metric objects are in lib/metrics.py, where every layer can update them.
 
 # URL names whose timing feeds CLAIM_DURATION (jobs/api/urls.py).
 CLAIM_ROUTES = {"jobs-api-poll": "poll", "jobs-api-claim": "claim"}

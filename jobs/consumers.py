@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import Max
 
 from lib import jsonsafe
+from lib.metrics import STREAM_CONNECTIONS
 from lib.params import int_param
 from orgs.models import Membership
 from spaces import scopes
@@ -101,10 +102,6 @@ def recheck_seconds() -> float:
 
 
 def _metric(kind: str, delta: int) -> None:
-    try:
-        from config.metrics import STREAM_CONNECTIONS
-    except ImportError:  # metrics are optional for the streams
-        return
     if delta > 0:
         STREAM_CONNECTIONS.labels(kind=kind).inc()
     else:

@@ -185,7 +185,7 @@ def _prune_jobs_batch(
             _decrement_counts(space_id, by_space[space_id])
 
     deleted = Counter(status for _, _, status in rows)
-    from config.metrics import RETENTION_DELETED
+    from lib.metrics import RETENTION_DELETED
 
     for status, n in deleted.items():
         RETENTION_DELETED.labels(status).inc(n)
