@@ -24,8 +24,7 @@ from django.db.models import Max
 from lib import jsonsafe
 from lib.metrics import STREAM_CONNECTIONS
 from lib.params import int_param
-from orgs.models import Membership
-from spaces import scopes
+from spaces import access, scopes
 from spaces.models import ApiKey, Space
 
 from . import queries, streams
@@ -130,7 +129,7 @@ def _key_active(key_id: int) -> bool:
 
 @database_sync_to_async
 def _is_member(user_id: int, organization_id: int) -> bool:
-    return Membership.objects.filter(user_id=user_id, organization_id=organization_id).exists()
+    return access.is_member(user_id, organization_id)
 
 
 @database_sync_to_async
