@@ -1,9 +1,15 @@
-"""The operations app: wiring for metrics and transition logs in every process.
+"""The operations app: the one place that wires the apps together, in every process.
 
-It is an app (listed in INSTALLED_APPS) only for its ready() hook: the event receiver that
-counts transitions and writes one log line per transition must be connected in the web
-processes, the Celery worker and the scheduler alike, and ready() is the one place all of them
-run at startup (the URLconf is loaded only by processes that serve requests, and only lazily).
+It is an app (listed last in INSTALLED_APPS) for its ready() hook, which the web processes, the
+Celery worker and the scheduler all run at startup (the URLconf is loaded only by processes
+that serve requests, and only lazily). Apps below offer hooks and know nothing of who uses
+them; here they are connected, in a stated order:
+
+- receivers of committed job events (jobs/events.py `event_committed`);
+- hooks of jobs and spaces that notifications fill (retention, resume, the key's related rows);
+- the maintenance steps the scheduler process runs (jobs/maintenance.py).
+
+docs/architecture.md draws the layers and the path of one job through these.
 """
 
 from __future__ import annotations
@@ -21,19 +27,63 @@ class OperationsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from jobs.events import event_committed
-
-        from . import metrics
-
-        event_committed.connect(
-            metrics.on_events_committed, dispatch_uid="operations.metrics.on_events_committed"
-        )
+        connect_receivers()
+        connect_hooks()
+        register_maintenance()
         checks.register(check_operations_settings)
 
-        # Retention runs in the scheduler process (python manage.py run_scheduler).
-        from jobs import retention, scheduler
 
-        scheduler.register_periodic("jobs.retention", retention.prune_expired, every=60)
+def connect_receivers() -> None:
+    """Every committed job event, in this order (each isolated from the others, after commit):
+    numbered and fanned out to the streams, planned into the notification outbox, counted and
+    logged. dispatch_uid keeps a second ready() from doubling one."""
+    from jobs import streams
+    from jobs.events import event_committed
+    from notifications import outbox
+
+    from . import metrics
+
+    event_committed.connect(streams.on_events_committed, dispatch_uid="jobs.streams")
+    event_committed.connect(outbox.on_event_committed, dispatch_uid="notifications.outbox")
+    event_committed.connect(metrics.on_events_committed, dispatch_uid="operations.metrics")
+
+
+def connect_hooks() -> None:
+    from jobs import retention as job_retention
+    from notifications import outbox
+    from notifications import retention as notification_retention
+    from spaces import auth
+    from spaces.services import resume_hooks
+
+    # A space resumed: wake its workers for the jobs that waited.
+    if outbox.wake_on_resume not in resume_hooks:
+        resume_hooks.append(outbox.wake_on_resume)
+    # The outbox planner reads the channels of a space an API key just loaded: with the key.
+    if "channels" not in auth.space_related:
+        auth.space_related.append("channels")
+    # Job retention: deliveries lose the link to a deleted job (in its transaction), then go
+    # after their own period.
+    job_retention.jobs_pruned.connect(
+        notification_retention.detach_deliveries, dispatch_uid="notifications.detach_deliveries"
+    )
+    job_retention.register_pruner("deliveries", notification_retention.prune_deliveries)
+
+
+def register_maintenance() -> None:
+    """The steps of the scheduler process (python manage.py run_scheduler), seconds apart."""
+    from jobs import maintenance, retention, services, streams
+    from notifications import breaker, outbox
+    from schedules import services as schedules
+
+    maintenance.register("jobs.stage", services.stage_due, every=0.5)
+    maintenance.register("jobs.rescue", services.rescue_expired, every=0.5)
+    # Events whose numbering never ran (the process died right after the commit).
+    maintenance.register("jobs.sequence_stragglers", streams.sequence_stragglers, every=5.0)
+    maintenance.register("jobs.retention", retention.prune_expired, every=60)
+    maintenance.register("schedules.tick", schedules.tick, every=1.0)
+    # Rows the broker never took (it was down) or whose message was lost.
+    maintenance.register("notifications.flush_outbox", outbox.flush_outbox, every=5.0)
+    maintenance.register("notifications.prune_breakers", breaker.prune, every=3600.0)
 
 
 def check_operations_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -1161,17 +1161,31 @@ def _sweep_step(kind: str, now: datetime) -> int:
         return len(jobs)
 
 
-def sweep(now: datetime | None = None) -> dict[str, int]:
-    """Enforce the deadlines due at NOW; returns how many jobs each kind moved."""
+def _sweep_all(kind: str, now: datetime) -> int:
+    moved = 0
+    while True:
+        step = _sweep_step(kind, now)
+        moved += step
+        if step < BATCH_SIZE:
+            return moved
+
+
+def stage_due(now: datetime | None = None) -> dict[str, int]:
+    """Staging: scheduled jobs whose time came (scheduledFor, a retry's backoff) become pending."""
+    return {"scheduled": _sweep_all("scheduled", now or timezone.now())}
+
+
+def rescue_expired(now: datetime | None = None) -> dict[str, int]:
+    """Rescue: delivered jobs past their delivery deadline go back to pending; running jobs past
+    their execution deadline are retried or die, as a failure would."""
     now = now or timezone.now()
-    counts = {"scheduled": 0, "delivery": 0, "execution": 0}
-    for kind in counts:
-        while True:
-            moved = _sweep_step(kind, now)
-            counts[kind] += moved
-            if moved < BATCH_SIZE:
-                break
-    return counts
+    return {kind: _sweep_all(kind, now) for kind in ("delivery", "execution")}
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Staging and rescue at NOW, in that order; how many jobs each kind moved."""
+    now = now or timezone.now()
+    return stage_due(now) | rescue_expired(now)
 
 
 def payload_size(value: Any) -> int:

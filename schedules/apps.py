@@ -3,8 +3,4 @@ from django.apps import AppConfig
 
 class SchedulesConfig(AppConfig):
     name = "schedules"
-
-    def ready(self) -> None:
-        from . import services
-
-        services.register_with_scheduler()
+    # Its maintenance step (schedules.tick) is wired in config/apps.py.

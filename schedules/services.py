@@ -129,11 +129,3 @@ def resume(schedule: Schedule) -> None:
     schedule.enabled = True
     schedule.next_run_at = compute_next(schedule, timezone.now())
     Schedule.objects.filter(pk=schedule.pk).update(enabled=True, next_run_at=schedule.next_run_at)
-
-
-def register_with_scheduler() -> None:
-    try:
-        from jobs.scheduler import register_periodic
-    except ImportError:  # the scheduler registry is not there (older jobs app)
-        return
-    register_periodic("schedules.tick", tick, every=1.0)

@@ -234,9 +234,9 @@ def test_seq_follows_commit_order_not_start_order(space):
 
 
 def test_the_scheduler_runs_the_straggler_pass():
-    from jobs import scheduler
+    from jobs import maintenance
 
-    assert scheduler.periodic_tasks["jobs.sequence_stragglers"].func is streams.sequence_stragglers
+    assert maintenance.steps["jobs.sequence_stragglers"].func is streams.sequence_stragglers
 
 
 def test_api_calls_succeed_when_redis_is_down(api, space, settings, caplog):

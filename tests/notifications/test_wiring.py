@@ -4,8 +4,8 @@ import pytest
 
 from jobs import retention as job_retention
 from jobs.events import event_committed
+from jobs.maintenance import steps
 from jobs.models import Job, JobEvent
-from jobs.scheduler import periodic_tasks
 from lib.outbound import masked_url, url_host, validate_outbound_url
 from notifications import outbox, retention
 from spaces.services import resume_hooks
@@ -15,7 +15,7 @@ def test_the_app_connects_its_hooks_once():
     receivers = list(event_committed._live_receivers(JobEvent)[0])
     assert receivers.count(outbox.on_event_committed) == 1
     assert resume_hooks.count(outbox.wake_on_resume) == 1
-    task = periodic_tasks["notifications.flush_outbox"]
+    task = steps["notifications.flush_outbox"]
     assert task.func is outbox.flush_outbox and task.every == 5.0
 
 

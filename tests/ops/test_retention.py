@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from jobs import retention, scheduler
+from jobs import maintenance, retention
 from jobs.models import Job, JobEvent, JobLog
 from notifications.models import NotificationDelivery
 from spaces.models import Space
@@ -200,7 +200,7 @@ def test_it_never_loads_job_payloads():
 
 
 def test_retention_is_a_registered_scheduler_task():
-    task = scheduler.periodic_tasks["jobs.retention"]
+    task = maintenance.steps["jobs.retention"]
 
     assert task.func is retention.prune_expired
     assert task.every == 60

@@ -1,4 +1,4 @@
-"""`python manage.py run_scheduler`: deadlines, scheduled jobs and every registered periodic task.
+"""`python manage.py run_scheduler`: the maintenance loop (jobs/maintenance.py) and its steps.
 
 Runs until SIGTERM or SIGINT, finishing the task in hand before it exits.
 """
@@ -10,20 +10,20 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from jobs import scheduler
+from jobs import maintenance
 
 
 class Command(BaseCommand):
-    help = "Run the sweeper (deadlines, scheduled jobs) and the registered periodic tasks."
+    help = "Run the maintenance steps: staging, rescue, retention, schedules, the outbox."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--once", action="store_true", help="run every task once and exit (for cron or tests)"
+            "--once", action="store_true", help="run every step once and exit (for cron or tests)"
         )
 
     def handle(self, *args, once: bool = False, **options) -> None:
         if once:
-            for name, result in scheduler.run_due().items():
+            for name, result in maintenance.run_due().items():
                 self.stdout.write(f"{name}: {result!r}")
             return
         stop = threading.Event()
@@ -34,5 +34,5 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         self.stdout.write("scheduler running; SIGTERM stops it")
-        scheduler.run_forever(stop)
+        maintenance.run_forever(stop)
         self.stdout.write("scheduler stopped")

@@ -6,29 +6,46 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs import scheduler
+from jobs import maintenance, services
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_registered_tasks_run_when_due_and_a_failing_one_does_not_stop_the_others(monkeypatch):
-    monkeypatch.setattr(scheduler, "periodic_tasks", {})
+    monkeypatch.setattr(maintenance, "steps", {})
     calls = []
-    scheduler.register_periodic("ok", lambda: calls.append("ok") or 1, every=1.0)
+    maintenance.register("ok", lambda: calls.append("ok") or 1, every=1.0)
 
     def broken():
         raise RuntimeError("boom")
 
-    scheduler.register_periodic("broken", broken, every=1.0)
-    results = scheduler.run_due(now=100.0)
+    maintenance.register("broken", broken, every=1.0)
+    results = maintenance.run_due(now=100.0)
     assert results["ok"] == 1 and isinstance(results["broken"], RuntimeError)
-    assert scheduler.run_due(now=100.5) == {}
-    assert set(scheduler.run_due(now=101.0)) == {"ok", "broken"}
+    assert maintenance.run_due(now=100.5) == {}
+    assert set(maintenance.run_due(now=101.0)) == {"ok", "broken"}
     assert calls == ["ok", "ok"]
 
 
-def test_the_sweeper_is_registered():
-    assert "jobs.sweep" in scheduler.periodic_tasks
+def test_staging_and_rescue_are_separate_steps_every_half_second():
+    stage, rescue = maintenance.steps["jobs.stage"], maintenance.steps["jobs.rescue"]
+    assert (stage.func, stage.every) == (services.stage_due, 0.5)
+    assert (rescue.func, rescue.every) == (services.rescue_expired, 0.5)
+
+
+def test_every_app_s_step_is_registered_once_by_the_wiring():
+    from schedules import services as schedules
+
+    assert set(maintenance.steps) == {
+        "jobs.stage",
+        "jobs.rescue",
+        "jobs.sequence_stragglers",
+        "jobs.retention",
+        "schedules.tick",
+        "notifications.flush_outbox",
+        "notifications.prune_breakers",
+    }
+    assert maintenance.steps["schedules.tick"].func is schedules.tick
 
 
 def test_run_scheduler_stops_cleanly_on_sigterm(tmp_path):
