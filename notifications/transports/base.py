@@ -71,7 +71,7 @@ class Message:
         return self.event == "test"
 
 
-def sign(secret: str, body: bytes) -> str:
+def sign(body: bytes, secret: str) -> str:
     """The signature header value: `sha256=` + hex HMAC-SHA256 of the exact body bytes."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 

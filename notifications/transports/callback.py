@@ -56,7 +56,7 @@ class CallbackTransport(Transport):
 
     def system_headers(self, message: Message, body: bytes) -> dict[str, str]:
         return {
-            SIGNATURE_HEADER: sign(self.channels.push_secret, body),
+            SIGNATURE_HEADER: sign(body, self.channels.push_secret),
             EVENT_HEADER: f"job.{message.event}",
         }
 

@@ -61,7 +61,7 @@ class PushTransport(Transport):
 
     def system_headers(self, message: Message, body: bytes) -> dict[str, str]:
         return {
-            SIGNATURE_HEADER: sign(self.channels.push_secret, body),
+            SIGNATURE_HEADER: sign(body, self.channels.push_secret),
             EVENT_HEADER: "test" if message.is_test else PUSH_EVENT,
         }
 
