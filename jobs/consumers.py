@@ -1,4 +1,4 @@
-"""Live streams of one job and of a whole space (SPEC section 4; protocol in docs/streams.md).
+"""Live streams of one job and of a whole space (protocol in docs/streams.md).
 
 Each consumer joins its channel-layer group BEFORE it reads its starting point from the
 database, so an event is either in the snapshot/replay or arrives live (or both: duplicates are

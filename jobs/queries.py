@@ -341,7 +341,7 @@ def event_json(event: JobEvent) -> dict:
 
 
 def envelope(row: dict, space_public_id: str) -> dict:
-    """The stream envelope (SPEC section 4) of a stored event: a values() row of
+    """The stream envelope (docs/streams.md) of a stored event: a values() row of
     ENVELOPE_FIELDS with job_name."""
     return {
         "type": row["type"],

@@ -33,7 +33,7 @@ def policy(channel: str) -> Policy:
         "slack": Policy(5, 10, 15, 5, 10, 300),
         # Push is a best-effort wake: one quick try and at most one retry.
         "push": Policy(2, 3, 5, 2, 5, 5),
-        # Callbacks: up to 5 attempts with exponential backoff (SPEC section 5).
+        # Callbacks: up to 5 attempts with exponential backoff (docs/notifications.md).
         "callback": Policy(5, 10, 15, 5, 10, 600),
     }
     base = defaults[channel]

@@ -230,7 +230,7 @@ class PollSerializer(serializers.Serializer):
     ack = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):
-        # Precedence: type, types, name, names (SPEC section 2).
+        # Precedence: type, types, name, names (docs/api.md, poll).
         for field in ("type", "types", "name", "names"):
             if attrs.get(field):
                 attrs["filter_names"] = attrs[field]

@@ -1,4 +1,4 @@
-"""The worker and producer REST API (SPEC section 2). Every state change goes to jobs.services."""
+"""The worker and producer REST API (docs/api.md). Every state change goes to jobs.services."""
 
 from __future__ import annotations
 
