@@ -8,7 +8,12 @@ from typing import Any
 
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.request import Request
@@ -326,54 +331,79 @@ class ClaimView(ApiView):
         return Response({"job": s.descriptor_json(job)})
 
 
-class AckView(ApiView):
-    scopes_by_method = {"POST": (scopes.ACK,)}
-
-    @extend_schema(
-        operation_id="ackJob",
-        summary="Acknowledge a delivered job: it starts running",
-        request=None,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        services.ack_job(job, claim_id=self.claim_id(request, _maybe_body(request)))
-        return Response(s.status_json(job))
-
-
 def _maybe_body(request: Request) -> dict:
     data = request.data
     return data if isinstance(data, dict) else {}
 
 
-class ProgressView(ApiView):
+# A POST that acts on one job, the shape every worker call, kill and retry share. The job is
+# not read here (the lifecycle's row lock is the read: `job_ref`). The body is validated with
+# `body_serializer`, or passed on as it is when that is None; with `body_required` False no body
+# is needed, though an over-size or malformed one is still refused. `act` calls the lifecycle;
+# the answer is the job's id, status and attempt number. (A comment, not a docstring: the
+# OpenAPI document describes every operation with ApiView's.)
+class JobCallView(ApiView):
+    body_serializer: type | None = None
+    body_required = True
+
+    def post(self, request: Request, jobId: str) -> Response:
+        job = self.job_ref(jobId)
+        if self.body_required:
+            body = self.body(request)
+            data = self.validate(self.body_serializer, body) if self.body_serializer else body
+        else:
+            body = data = _maybe_body(request)
+        self.act(job, data, self.claim_id(request, body))
+        return Response(s.status_json(job))
+
+    def act(self, job: Job, data: dict, claim_id: str | None) -> None:
+        raise NotImplementedError
+
+
+def _job_call(operation_id: str, summary: str, request, *, tags="workers", errors=None, claim=True):
+    """The OpenAPI entry of a JobCallView's POST."""
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            request=request,
+            parameters=[CLAIM_HEADER] if claim else None,
+            responses={200: s.StatusSerializer, **_errors(*(errors or (*COMMON, 409)))},
+            tags=[tags],
+        )
+    )
+
+
+@_job_call(
+    "ackJob",
+    "Acknowledge a delivered job: it starts running",
+    None,
+    errors=(400, 401, 403, 404, 409, 413, 415, 429),
+)
+class AckView(JobCallView):
+    scopes_by_method = {"POST": (scopes.ACK,)}
+    body_required = False
+
+    def act(self, job, data, claim_id):
+        services.ack_job(job, claim_id=claim_id)
+
+
+@_job_call(
+    "reportProgress",
+    "Report progress (running jobs); resets the execution timeout",
+    s.ProgressBodySerializer,
+)
+class ProgressView(JobCallView):
     scopes_by_method = {
         "POST": (scopes.PROGRESS,),
         "GET": (scopes.READ_PROGRESS, scopes.READ),
     }
+    body_serializer = s.ProgressBodySerializer
 
-    @extend_schema(
-        operation_id="reportProgress",
-        summary="Report progress (running jobs); resets the execution timeout",
-        request=s.ProgressBodySerializer,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        data = self.validate(s.ProgressBodySerializer, body)
+    def act(self, job, data, claim_id):
         services.report_progress(
-            job,
-            data["percent"],
-            data["message"],
-            data.get("subProgress"),
-            claim_id=self.claim_id(request, body),
+            job, data["percent"], data["message"], data.get("subProgress"), claim_id=claim_id
         )
-        return Response(s.status_json(job))
 
     @extend_schema(
         operation_id="getProgress",
@@ -386,145 +416,92 @@ class ProgressView(ApiView):
         return Response({"jobId": job.id, "status": job.status, "progress": job.progress})
 
 
-class CheckpointView(ApiView):
+@_job_call(
+    "checkpointJob",
+    "Store a checkpoint (any JSON object); kept across retries",
+    {"application/json": {"type": "object", "additionalProperties": True}},
+)
+class CheckpointView(JobCallView):
     scopes_by_method = {"POST": (scopes.EVENT,)}
 
-    @extend_schema(
-        operation_id="checkpointJob",
-        summary="Store a checkpoint (any JSON object); kept across retries",
-        request={"application/json": {"type": "object", "additionalProperties": True}},
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        if s.payload_size(body) > s.MAX_PAYLOAD_BYTES:
+    def act(self, job, data, claim_id):
+        if s.payload_size(data) > s.MAX_PAYLOAD_BYTES:
             # Like payload, result and event data: a field rule (400), not the body cap (413).
             raise Invalid(
                 "validation_error",
                 "Validation failed",
                 details={"non_field_errors": ["Checkpoint exceeds 1 MiB when serialized"]},
             )
-        services.checkpoint_job(job, body, claim_id=self.claim_id(request, body))
-        return Response(s.status_json(job))
+        services.checkpoint_job(job, data, claim_id=claim_id)
 
 
-class EventView(ApiView):
+@_job_call("sendEvent", "Record a custom event", s.EventBodySerializer)
+class EventView(JobCallView):
     scopes_by_method = {"POST": (scopes.EVENT,)}
+    body_serializer = s.EventBodySerializer
 
-    @extend_schema(
-        operation_id="sendEvent",
-        summary="Record a custom event",
-        request=s.EventBodySerializer,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        data = self.validate(s.EventBodySerializer, body)
-        services.record_custom_event(
-            job, data["type"], data.get("data"), claim_id=self.claim_id(request, body)
-        )
-        return Response(s.status_json(job))
+    def act(self, job, data, claim_id):
+        services.record_custom_event(job, data["type"], data.get("data"), claim_id=claim_id)
 
 
-class KeepaliveView(ApiView):
+@_job_call(
+    "keepaliveJob",
+    "Extend the job's deadline (extendSeconds, default timeoutSeconds)",
+    s.KeepaliveSerializer,
+)
+class KeepaliveView(JobCallView):
     scopes_by_method = {"POST": (scopes.KEEPALIVE,)}
+    body_serializer = s.KeepaliveSerializer
 
-    @extend_schema(
-        operation_id="keepaliveJob",
-        summary="Extend the job's deadline (extendSeconds, default timeoutSeconds)",
-        request=s.KeepaliveSerializer,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        data = self.validate(s.KeepaliveSerializer, body)
-        services.keepalive_job(
-            job, data.get("extendSeconds"), claim_id=self.claim_id(request, body)
-        )
-        return Response(s.status_json(job))
+    def act(self, job, data, claim_id):
+        services.keepalive_job(job, data.get("extendSeconds"), claim_id=claim_id)
 
 
-class CompleteView(ApiView):
+@_job_call("completeJob", "Complete a running (or delivered) job", s.CompleteSerializer)
+class CompleteView(JobCallView):
     scopes_by_method = {"POST": (scopes.COMPLETE,)}
+    body_serializer = s.CompleteSerializer
 
-    @extend_schema(
-        operation_id="completeJob",
-        summary="Complete a running (or delivered) job",
-        request=s.CompleteSerializer,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        data = self.validate(s.CompleteSerializer, body)
-        services.complete_job(job, data.get("result"), claim_id=self.claim_id(request, body))
-        return Response(s.status_json(job))
+    def act(self, job, data, claim_id):
+        services.complete_job(job, data.get("result"), claim_id=claim_id)
 
 
-class FailView(ApiView):
+@_job_call(
+    "failJob",
+    "Fail the attempt: retried after the backoff while attempts are left, else dead",
+    s.FailSerializer,
+)
+class FailView(JobCallView):
     scopes_by_method = {"POST": (scopes.FAIL,)}
+    body_serializer = s.FailSerializer
 
-    @extend_schema(
-        operation_id="failJob",
-        summary="Fail the attempt: retried after the backoff while attempts are left, else dead",
-        request=s.FailSerializer,
-        parameters=[CLAIM_HEADER],
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["workers"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        body = self.body(request)
-        data = self.validate(s.FailSerializer, body)
-        services.fail_job(
-            job, data["error"], retry=data["retry"], claim_id=self.claim_id(request, body)
-        )
-        return Response(s.status_json(job))
+    def act(self, job, data, claim_id):
+        services.fail_job(job, data["error"], retry=data["retry"], claim_id=claim_id)
 
 
-class KillView(ApiView):
+@_job_call("killJob", "Kill a job that is not finished", s.KillSerializer, tags="jobs", claim=False)
+class KillView(JobCallView):
     scopes_by_method = {"POST": (scopes.KILL,)}
+    body_serializer = s.KillSerializer
 
-    @extend_schema(
-        operation_id="killJob",
-        summary="Kill a job that is not finished",
-        request=s.KillSerializer,
-        responses={200: s.StatusSerializer, **_errors(*COMMON, 409)},
-        tags=["jobs"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        data = self.validate(s.KillSerializer, self.body(request))
+    def act(self, job, data, claim_id):
         services.kill_job(job, data.get("reason") or None)
-        return Response(s.status_json(job))
 
 
-class RetryView(ApiView):
+@_job_call(
+    "retryJob",
+    "Re-queue a dead or killed job with its attempts reset",
+    None,
+    tags="jobs",
+    errors=(401, 403, 404, 409, 429),
+    claim=False,
+)
+class RetryView(JobCallView):
     scopes_by_method = {"POST": (scopes.RETRY,)}
+    body_required = False
 
-    @extend_schema(
-        operation_id="retryJob",
-        summary="Re-queue a dead or killed job with its attempts reset",
-        request=None,
-        responses={200: s.StatusSerializer, **_errors(401, 403, 404, 409, 429)},
-        tags=["jobs"],
-    )
-    def post(self, request: Request, jobId: str) -> Response:
-        job = self.job_ref(jobId)
-        _maybe_body(request)  # a body is not needed, but an over-size one still gets 413
+    def act(self, job, data, claim_id):
         services.retry_job(job)
-        return Response(s.status_json(job))
 
 
 class JobDetailView(ApiView):
