@@ -521,10 +521,18 @@ def scenario_redis_outage(service: Service, down_seconds: float) -> dict:
         (space,),
     )[0]
     seen = sorted(set(stream_seqs))
-    gaps = 0
+    gaps, gap_ranges = 0, []
     if seen:
         expected = set(range(seen[0], (last_seq or seen[-1]) + 1))
-        gaps = len(expected - set(seen))
+        missing = sorted(expected - set(seen))
+        gaps = len(missing)
+        # Where the holes are: inside what the watcher saw (lost), or after its last event
+        # (not delivered before it stopped).
+        for number in missing:
+            if gap_ranges and gap_ranges[-1][1] == number - 1:
+                gap_ranges[-1][1] = number
+            else:
+                gap_ranges.append([number, number])
     # Wait a little longer for notifications queued during the outage.
     end = time.monotonic() + 30
     while slack.count < result["completed"] and time.monotonic() < end:
@@ -536,6 +544,9 @@ def scenario_redis_outage(service: Service, down_seconds: float) -> dict:
         **result,
         "stream_events_seen": len(seen),
         "stream_gaps": gaps,
+        "stream_gap_ranges": gap_ranges[:20],
+        "stream_last_seen": seen[-1] if seen else None,
+        "stream_last_seq": last_seq,
         "stream_reconnects": stream_state.get("reconnects", 0),
         "stream_missed_flags": stream_state.get("missed", 0),
         "slack_completed_messages": slack.count,
