@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs import flow, queries
-from jobs.models import Job, JobEvent, JobLog, NameLimit
+from jobs.models import Job, JobLog, NameLimit
 from lib import errors
 from lib.params import int_param
 from notifications import services as notify
@@ -504,9 +504,7 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
     job = _get_job(space, job_id)
     # The newest events, shown oldest first; a job with thousands of progress events shows
     # its latest EVENTS_SHOWN.
-    events = list(JobEvent.objects.filter(job=job).order_by("-id")[: EVENTS_SHOWN + 1])
-    truncated = len(events) > EVENTS_SHOWN
-    events = list(reversed(events[:EVENTS_SHOWN]))
+    events, truncated = queries.latest_events(job, EVENTS_SHOWN)
     progress = job.progress or {}
     stages = []
     sub = progress.get("subProgress") if isinstance(progress, dict) else None

@@ -326,6 +326,12 @@ def oldest_pending(space_pk: int) -> datetime | None:
 # --- events as JSON --------------------------------------------------------------------------
 
 
+def latest_events(job, limit: int) -> tuple[list[JobEvent], bool]:
+    """The newest LIMIT events of JOB, oldest first, and whether older ones were left out."""
+    rows = list(JobEvent.objects.filter(job=job).order_by("-id")[: limit + 1])
+    return list(reversed(rows[:limit])), len(rows) > limit
+
+
 def event_json(event: JobEvent) -> dict:
     """One event of a job's history, as GET /jobs/{id} lists them."""
     return {

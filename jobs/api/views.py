@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import queries, services, wakeup
-from jobs.models import Job, JobEvent
+from jobs.models import Job
 from jobs.services import JobError
 from lib.errors import Forbidden, Invalid, NotFound, Throttled, TooLarge, Unsupported
 from lib.params import int_param
@@ -515,9 +515,9 @@ class JobDetailView(ApiView):
     )
     def get(self, request: Request, jobId: str) -> Response:
         job = self.get_job(jobId)
-        latest = list(JobEvent.objects.filter(job=job).order_by("-id")[:MAX_DETAIL_EVENTS])
+        latest, _ = queries.latest_events(job, MAX_DETAIL_EVENTS)
         body = s.job_json(job)
-        body["events"] = [queries.event_json(e) for e in reversed(latest)]
+        body["events"] = [queries.event_json(e) for e in latest]
         return Response(body)
 
 

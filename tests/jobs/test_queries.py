@@ -257,3 +257,18 @@ def test_stored_envelopes_skip_unnumbered_events_and_keep_seq_order(space):
     replay = queries.stored_envelopes(JobEvent.objects.filter(job=job), space.public_id, limit=2)
 
     assert [e["seq"] for e in replay] == [1, 2]
+
+
+def test_latest_events_are_the_newest_oldest_first_and_say_when_older_ones_were_left_out(space):
+    job, _ = services.create_job(space, {"name": "chatty"})
+    for n in range(5):
+        events.record(job, "custom", {"n": n})
+    shown, truncated = queries.latest_events(job, 3)
+    assert [e.data for e in shown] == [{"n": 2}, {"n": 3}, {"n": 4}]
+    assert truncated is True
+    everything, truncated = queries.latest_events(job, 6)
+    assert [e.type for e in everything] == ["created"] + ["custom"] * 5
+    assert truncated is False
+    with CaptureQueriesContext(connection) as captured:
+        queries.latest_events(job, 3)
+    assert len(captured) == 1
