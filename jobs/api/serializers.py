@@ -52,22 +52,13 @@ def in_range(value: datetime) -> bool:
 class BoundedDateTimeField(serializers.DateTimeField):
     """A timestamp in the accepted range (EARLIEST up to LATEST)."""
 
-    def to_internal_value(self, value):
-        if isinstance(value, str):
-            from django.utils.dateparse import parse_datetime
+    # DRF's own refusal of an offset that moves the instant past year 1 or 9999.
+    default_error_messages = {"overflow": f"Timestamps {RANGE_ERROR}"}
 
-            try:
-                parsed = parse_datetime(value)
-            except ValueError:
-                parsed = None
-            if parsed is not None and parsed.tzinfo is not None and not in_range(parsed):
-                raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}")
-        try:
-            result = super().to_internal_value(value)
-        except OverflowError as exc:
-            raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}") from exc
+    def to_internal_value(self, value):
+        result = super().to_internal_value(value)
         if not in_range(result):
-            raise serializers.ValidationError(f"Timestamps {RANGE_ERROR}")
+            self.fail("overflow")
         return result
 
 
