@@ -5,14 +5,16 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format migrations-check bench bench-quick chaos chaos-quick screenshots clean
+.PHONY: run test client-test install lint format migrations-check bench bench-quick chaos chaos-quick screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e ".[test]"
+# The client (client/, its own distribution) is installed beside the server: the server's tests
+# and bench/ drive it.
+$(STAMP): pyproject.toml client/pyproject.toml | $(PY)
+	$(PIP) install --quiet -e ./client -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +29,20 @@ run: install
 # Runs on the embedded default unless DATABASE_URL / REDIS_URL are set.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The client's own suite in a clean virtual environment holding ./client[test] only: proves the
+# client installs and works without any of the server's dependencies (no Django there).
+CLIENT_VENV ?= var/client-venv
+client-test:
+	rm -rf $(CLIENT_VENV)
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet --upgrade pip
+	$(CLIENT_VENV)/bin/pip install --quiet "./client[test]"
+	@if $(CLIENT_VENV)/bin/python -c "import django" 2>/dev/null; then \
+		echo "client-test: Django is importable in $(CLIENT_VENV); the client must not need it" >&2; \
+		exit 1; \
+	fi
+	$(CLIENT_VENV)/bin/pytest client/tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

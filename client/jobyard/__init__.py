@@ -36,7 +36,7 @@ from .errors import (
 from .push import PushApp, receive_push, sign, verify_signature
 from .worker import JobHandle, JobLogHandler, Worker, current_job
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "FINAL_STATUSES",
