@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 
 from lib import jsonsafe
 from lib.http_headers import validate_headers
+from notifications import services as notify
 from notifications.models import SpaceChannels
 from orgs.models import Membership, Organization, normalize_email
 from spaces import scopes
@@ -146,8 +147,9 @@ class TokenForm(forms.Form):
         chosen = set(data.get("scopes") or [])
         if data.get("worker_preset"):
             chosen |= set(scopes.WORKER_PRESET)
-        if not chosen and not self.errors:
-            raise forms.ValidationError("Pick at least one scope (or the Worker preset).")
+        # Reported beside any error of the name: every problem of the form at once.
+        if not chosen and "scopes" not in self.errors:
+            self.add_error(None, "Pick at least one scope (or the Worker preset).")
         data["scope_list"] = sorted(chosen)
         return data
 
@@ -166,9 +168,13 @@ class SlackForm(forms.Form):
         required=False,
     )
 
-    # The URL rules (scheme, no private addresses, ...) are the notification service's.
+    # The URL rules (scheme, no private addresses, ...) are the notification service's; asked
+    # here too so a bad URL is reported with the form's other errors, not after them.
     def clean_slack_webhook_url(self) -> str:
-        return self.cleaned_data["slack_webhook_url"].strip()
+        url = self.cleaned_data["slack_webhook_url"].strip()
+        if problems := notify.validate_slack(url, None).get("slack_webhook_url"):
+            raise forms.ValidationError(problems)
+        return url
 
 
 def parse_header_lines(text: str) -> tuple[dict[str, str], list[str]]:
@@ -206,7 +212,10 @@ class PushForm(forms.Form):
     )
 
     def clean_push_url(self) -> str:
-        return self.cleaned_data["push_url"].strip()
+        url = self.cleaned_data["push_url"].strip()
+        if problems := notify.validate_push(url, None, None).get("push_url"):
+            raise forms.ValidationError(problems)
+        return url
 
     def clean_push_headers(self) -> dict[str, str]:
         headers, errors = parse_header_lines(self.cleaned_data["push_headers"])
@@ -413,8 +422,9 @@ class LimitForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not self.errors and data.get("concurrency") is None and data.get("rate") is None:
-            raise forms.ValidationError(
-                "Set a concurrency, a rate or both (Remove takes a limit away)."
-            )
+        # Checked whatever else is wrong, so every problem shows at once. A field that failed
+        # its own check is not "empty".
+        unset = [f for f in ("concurrency", "rate") if data.get(f) is None and f not in self.errors]
+        if len(unset) == 2:
+            self.add_error(None, "Set a concurrency, a rate or both (Remove takes a limit away).")
         return data

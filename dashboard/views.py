@@ -35,11 +35,13 @@ from spaces import access, scopes
 from spaces import services as space_services
 from spaces.models import ApiKey, Space
 
-from . import forms, services
+from . import forms, jobview, services
 from . import schedules as dashboard_schedules
 
 SESSION_ORG = "dashboard_org"
 EVENTS_SHOWN = 300
+# The job page lists this many failed attempts (the newest), each with its error.
+ATTEMPTS_SHOWN = 50
 LOGS_PAGE = 200
 
 
@@ -386,6 +388,13 @@ def space_delete(request: HttpRequest, public_id: str) -> HttpResponse:
 def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
     space = _get_space_for_user(request, public_id)
     flt = services.JobFilter.from_query(request.GET)
+    if request.GET.get("fragment") == "rows" and "ids" in request.GET:
+        # The live list: which of the jobs just created belong on this page, rendered.
+        jobs = services.live_rows(space, flt, request.GET.get("ids", "")[:2000])
+        rows = render_to_string(
+            "dashboard/_job_rows.html", {"space": space, "jobs": jobs}, request=request
+        )
+        return JsonResponse({"rows": rows, "ids": [job.id for job in jobs]})
     # Cursors are job ids (26 characters); anything longer is junk, not a reason to fail.
     page = queries.job_page(
         space,
@@ -518,12 +527,19 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
                     "message": info.get("message") or "",
                 }
             )
+    from jobs.services import DEFAULT_BACKOFF
+
     context = {
         "space": space,
         "org": space.organization,
         "job": job,
         "events": events,
+        "timeline": jobview.timeline(events),
         "events_truncated": truncated,
+        "failed_attempts": jobview.failed_attempts(queries.failure_events(job, ATTEMPTS_SHOWN)),
+        "attempts_total": job.max_retries + 1,
+        "last_error": jobview.error_view(job.last_error),
+        "backoff_words": jobview.describe_backoff(job.backoff, DEFAULT_BACKOFF),
         "payload": _pretty(job.payload),
         "result": _pretty(job.result) if job.result is not None else "",
         "callback_headers": sorted((job.callback_headers or {}).keys()),

@@ -136,6 +136,25 @@
     const d = new Date(iso);
     return isNaN(d) ? "" : d.toISOString().slice(0, 19).replace("T", " ");
   }
+  // Attempts are shown counted from 1, as "attempt/(maxRetries+1)" ("1/4"). Stream messages
+  // count attemptNumber from 0 (the first attempt is 0), so the page adds 1.
+  function attemptShown(attemptNumber) {
+    const n = Number(attemptNumber);
+    return Number.isInteger(n) && n >= 0 ? n + 1 : null;
+  }
+  // The one line of an error the jobs list shows: a worker's error is a string or an object
+  // {type, message, traceback}.
+  function errorHeadline(err) {
+    if (err === null || err === undefined || err === "") return "";
+    let text;
+    if (typeof err === "string") text = err;
+    else if (typeof err === "object") {
+      const message = err.message === undefined || err.message === null ? "" : String(err.message);
+      text = err.type ? String(err.type) + (message ? ": " + message : "") : message || JSON.stringify(err);
+    } else text = String(err);
+    const first = text.trim().split("\n")[0];
+    return first || "";
+  }
   function debounce(fn, ms) {
     let t = null;
     return function () {
@@ -285,8 +304,10 @@
     const filterStatus = table.getAttribute("data-filter-status");
     const filterName = table.getAttribute("data-filter-name");
     const liveList = table.getAttribute("data-live") === "1";
+    const searching = (table.getAttribute("data-search") || "") !== "";
     const jobUrl = table.getAttribute("data-job-url");
     const MAX_ROWS = 200;
+    const LIVE_IDS_MAX = 50;
 
     // Bulk selection.
     const selectAll = $("[data-select-all]");
@@ -329,18 +350,26 @@
       bar.title = message || "";
       bar.firstElementChild.style.width = p + "%";
     }
-    function setAttempt(row, attempt) {
+    function setAttempt(row, attemptNumber) {
       const cell = $("[data-field=attempt]", row);
-      if (!cell || !attempt) return;
-      const parts = cell.textContent.split("/");
-      cell.textContent = parts.length === 2 ? attempt + "/" + parts[1] : String(attempt);
+      const shown = attemptShown(attemptNumber);
+      if (!cell || shown === null) return;
+      const max = cell.getAttribute("data-max-attempts");
+      cell.textContent = max ? shown + "/" + max : String(shown);
+    }
+    function setError(row, err) {
+      const cell = $("[data-field=error]", row);
+      const text = errorHeadline(err);
+      if (!cell || !text) return;
+      cell.textContent = text;
+      cell.title = text;
     }
     function newRow(msg) {
       const tr = document.createElement("tr");
       tr.setAttribute("data-job-id", msg.jobId);
       tr.className = "is-new";
       const cells = [];
-      for (let i = 0; i < 7; i++) cells.push(document.createElement("td"));
+      for (let i = 0; i < 8; i++) cells.push(document.createElement("td"));
       cells[0].className = "check-col";
       const box = document.createElement("input");
       box.type = "checkbox";
@@ -355,24 +384,36 @@
       const code = document.createElement("code");
       code.textContent = msg.jobId;
       link.appendChild(code);
+      cells[1].className = "id-col";
       cells[1].appendChild(link);
       cells[2].className = "name-col";
-      cells[2].textContent = msg.jobName || "";
+      const nameLink = document.createElement("a");
+      nameLink.className = "name-link";
+      nameLink.href = link.href;
+      nameLink.textContent = msg.jobName || "";
+      nameLink.title = msg.jobName || "";
+      cells[2].appendChild(nameLink);
+      cells[3].className = "status-col";
       const badge = document.createElement("span");
       badge.setAttribute("data-field", "status");
       cells[3].appendChild(badge);
       cells[4].className = "progress-col";
       cells[4].setAttribute("data-field", "progress");
-      cells[5].className = "num";
+      cells[5].className = "num attempt-col";
       cells[5].setAttribute("data-field", "attempt");
-      cells[5].textContent = String(msg.attemptNumber || 1);
-      cells[6].className = "muted nowrap";
+      // maxRetries is not in the envelope: the server's rendering of the row (fetched right
+      // after) fills in "/4"; a message that carries it shows it at once.
+      if (typeof msg.maxRetries === "number") cells[5].setAttribute("data-max-attempts", String(msg.maxRetries + 1));
+      cells[6].className = "error-col";
+      cells[6].setAttribute("data-field", "error");
+      cells[7].className = "muted nowrap created-col";
       const time = document.createElement("time");
       time.dateTime = msg.timestamp || new Date().toISOString();
       time.textContent = fmtUTC(time.dateTime);
-      cells[6].appendChild(time);
+      cells[7].appendChild(time);
       cells.forEach((c) => tr.appendChild(c));
       setStatus(tr, msg.status);
+      setAttempt(tr, msg.attemptNumber === undefined ? 0 : msg.attemptNumber);
       return tr;
     }
     function matchesFilter(msg) {
@@ -380,21 +421,67 @@
       if (filterName && msg.jobName !== filterName) return false;
       return true;
     }
+    // New jobs on the newest page. Without a search the browser judges the filter (status,
+    // name) itself and shows the row at once; the server then renders the rows of the new ids
+    // that match the page's filter, search included (a search covers payloads and errors,
+    // which the stream does not carry), so rows look alike however they arrived.
+    const wanted = [];
+    function placeRow(row) {
+      // Newest first: ids are ULIDs, which sort by creation time.
+      const id = row.getAttribute("data-job-id");
+      const next = Array.from(tbody.rows).find((r) => (r.getAttribute("data-job-id") || "") < id);
+      tbody.insertBefore(row, next || null);
+      const empty = $("[data-empty]");
+      if (empty) empty.hidden = true;
+      while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(tbody.rows.length - 1);
+    }
+    const fetchNewRows = debounce(() => {
+      const ids = wanted.splice(0, LIVE_IDS_MAX);
+      if (!ids.length) return;
+      const url = new URL(location.href);
+      ["before", "after"].forEach((k) => url.searchParams.delete(k));
+      url.searchParams.set("fragment", "rows");
+      url.searchParams.set("ids", ids.join(","));
+      fetch(url.toString(), { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((data) => {
+          if (!data) return;
+          const tpl = document.createElement("template");
+          tpl.innerHTML = data.rows;
+          Array.from(tpl.content.querySelectorAll("tr[data-job-id]")).forEach((fresh) => {
+            const old = rowFor(fresh.getAttribute("data-job-id"));
+            fresh.classList.add("is-new");
+            if (old) {
+              const box = $("input[name=ids]", old);
+              const freshBox = $("input[name=ids]", fresh);
+              if (box && freshBox) freshBox.checked = box.checked;
+              old.replaceWith(fresh);
+            } else placeRow(fresh);
+          });
+          refreshSelection();
+        })
+        .catch(() => {})
+        .finally(() => { if (wanted.length) fetchNewRows(); });
+    }, 300);
     function onEvent(msg) {
       if (msg.counts) setCounts(msg.counts);
       if (chart && (msg.type === "created" || msg.type === "completed" || msg.type === "dead")) chart.bump(msg.type);
       if (!msg.jobId) return;
       let row = rowFor(msg.jobId);
-      if (!row && msg.type === "created" && liveList && matchesFilter(msg)) {
-        row = newRow(msg);
-        tbody.insertBefore(row, tbody.firstChild);
-        const empty = $("[data-empty]");
-        if (empty) empty.hidden = true;
-        while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(tbody.rows.length - 1);
+      if (!row && msg.type === "created" && liveList) {
+        if (!searching && matchesFilter(msg)) {
+          row = newRow(msg);
+          placeRow(row);
+        }
+        if (searching || row) {
+          if (wanted.length < MAX_ROWS) wanted.push(msg.jobId);
+          fetchNewRows();
+        }
       }
       if (!row) return;
       setStatus(row, msg.status);
       setAttempt(row, msg.attemptNumber);
+      if (msg.data && (msg.type === "retried" || msg.type === "dead")) setError(row, msg.data.error);
       if (msg.type === "progress" && msg.data) setProgress(row, msg.data.percent, msg.data.message);
       if (msg.type === "completed") setProgress(row, 100, "");
     }
@@ -434,6 +521,12 @@
       status(live) {
         const dot = $("[data-stream-state]");
         if (dot) dot.classList.toggle("is-live", live);
+        const label = $("[data-live-label]");
+        if (label) {
+          label.textContent = live
+            ? label.getAttribute("data-live-text") || "Live"
+            : pollTimer ? "Offline: refreshing every 5 s" : "Reconnecting…";
+        }
       },
     });
   }
@@ -550,8 +643,23 @@
       level.textContent = line.level;
       const msg = document.createElement("span");
       msg.className = "log-msg";
-      const attrs = line.attributes && Object.keys(line.attributes).length ? "  " + JSON.stringify(line.attributes) : "";
-      msg.textContent = line.message + attrs;
+      msg.textContent = line.message;
+      // Attributes read as key=value; a multi-line one (a traceback) keeps its line breaks.
+      const attrs = line.attributes && typeof line.attributes === "object" ? line.attributes : {};
+      Object.keys(attrs).forEach((key) => {
+        const value = attrs[key];
+        if (typeof value === "string" && value.indexOf("\n") >= 0) {
+          const block = document.createElement("span");
+          block.className = "log-attr-block";
+          block.textContent = key + ":\n" + value.replace(/\n+$/, "");
+          msg.appendChild(block);
+          return;
+        }
+        const attr = document.createElement("span");
+        attr.className = "log-attr";
+        attr.textContent = key + "=" + (typeof value === "string" ? value : JSON.stringify(value));
+        msg.appendChild(attr);
+      });
       div.append(seq, time, level, msg);
       return div;
     };
