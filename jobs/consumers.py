@@ -536,7 +536,7 @@ class JobStreamConsumer(StreamConsumer):
                 "progress": job.progress,
                 "jobName": job.name,
                 "spaceId": self.space_public_id,
-                "attemptNumber": job.attempt_number,
+                "attemptNumber": queries.attempt(job.attempt_number),
                 "seq": self.last_seq,
             }
         else:

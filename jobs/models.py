@@ -177,10 +177,13 @@ class JobEvent(models.Model):
 
 class JobLog(models.Model):
     class Level(models.TextChoices):
+        # Least to most severe; kept as the worker sent them (filterable by each).
+        TRACE = "trace", "Trace"
         DEBUG = "debug", "Debug"
         INFO = "info", "Info"
         WARN = "warn", "Warn"
         ERROR = "error", "Error"
+        FATAL = "fatal", "Fatal"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
     seq = models.PositiveIntegerField()

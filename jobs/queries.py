@@ -35,6 +35,12 @@ from .models import Job, JobEvent, JobLog
 STATUSES: tuple[str, ...] = tuple(Job.Status.values)
 
 
+def attempt(stored: int) -> int:
+    """attemptNumber as the API, events, callbacks and streams speak it: 0 on the first attempt.
+    The attempt_number columns count from 1 (the dashboard shows them so, "1/4")."""
+    return stored - 1
+
+
 def iso(value: datetime | None) -> str | None:
     """A timestamp as the API and the streams write it: UTC, with a Z."""
     if value is None:
@@ -340,7 +346,7 @@ def event_json(event: JobEvent) -> dict:
         "status": event.status,
         "previousStatus": event.previous_status,
         "data": event.data,
-        "attemptNumber": event.attempt_number,
+        "attemptNumber": attempt(event.attempt_number),
         "seq": event.seq,
         "createdAt": iso(event.created_at),
     }
@@ -355,7 +361,7 @@ def envelope(row: dict, space_public_id: str) -> dict:
         "jobName": row["job_name"],
         "spaceId": space_public_id,
         "status": row["status"],
-        "attemptNumber": row["attempt_number"],
+        "attemptNumber": attempt(row["attempt_number"]),
         "data": row["data"],
         "seq": row["seq"],
         "timestamp": iso(row["created_at"]),

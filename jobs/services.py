@@ -30,6 +30,7 @@ from spaces.models import Space
 
 from . import events, flow, wakeup
 from .models import Job, JobLog, NameLimit
+from .queries import attempt
 
 Status = Job.Status
 
@@ -47,7 +48,7 @@ DEFAULT_BACKOFF = {
 DELIVERY_TIMEOUT_ERROR = "delivery attempts exhausted"
 # A job handed out more than max_retries + this many times without an ack goes dead.
 EXTRA_DELIVERIES = 3
-LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_LEVELS = tuple(JobLog.Level.values)  # trace, debug, info, warn, error, fatal
 
 
 # Any refusal of the lifecycle: a domain error (lib/errors.py) with a code and no HTTP status.
@@ -963,7 +964,7 @@ def _fail_locked(locked: Job, error: str, retry: bool, now: datetime) -> events.
         locked.status = Status.SCHEDULED if delay > 0 else Status.PENDING
         data = {
             "error": error,
-            "attemptNumber": locked.attempt_number,
+            "attemptNumber": attempt(locked.attempt_number),  # the next one, from 0
             "availableAt": locked.available_at.isoformat(),
         }
         return events.build(locked, "retried", data, previous_status=previous)

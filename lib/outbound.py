@@ -179,6 +179,21 @@ def url_host(url: str) -> str:
     return parts.hostname[:255]
 
 
+def redacted_url(url: str) -> str:
+    """URL without its secrets, for job events: no user or password, no fragment, and every
+    query value replaced (`?token=redacted`); the names stay so a reader can tell them apart."""
+    parts = _split(url or "")
+    if parts is None or not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    query = "&".join(
+        f"{name}=redacted" if sep else name
+        for name, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return f"{parts.scheme}://{host}{port}{parts.path}" + (f"?{query}" if query else "")
+
+
 def masked_url(url: str) -> str:
     """URL shortened to scheme and host, for display: `https://hooks.slack.com/…`."""
     parts = _split(url or "")

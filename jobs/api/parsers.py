@@ -95,3 +95,9 @@ class NDJSONParser(BaseParser):
 
 class JSONLinesParser(NDJSONParser):
     media_type = "application/jsonl"
+
+
+class NDJSONNewTypeParser(NDJSONParser):
+    """The same lines under the media type newer clients send (application/ndjson)."""
+
+    media_type = "application/ndjson"

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import Job, JobLog
-from jobs.queries import iso
+from jobs.queries import attempt, iso
 from jobs.services import LOG_LEVELS, MAX_POLL_COUNT, payload_size
 from lib.http_headers import validate_headers
 from lib.outbound import validate_outbound_url
@@ -209,6 +209,9 @@ NamesField = extend_schema_field(
 )(NamesField)
 
 
+POLL_FILTER_PRECEDENCE = ("types", "type", "names", "name")
+
+
 class PollSerializer(serializers.Serializer):
     count = StrictIntegerField(required=False, default=1, min_value=1, max_value=MAX_POLL_COUNT)
     type = NamesField(required=False)
@@ -221,8 +224,8 @@ class PollSerializer(serializers.Serializer):
     ack = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs):
-        # Precedence: type, types, name, names (docs/api.md, poll).
-        for field in ("type", "types", "name", "names"):
+        # When several are sent, the first of types, type, names, name wins (docs/api.md, poll).
+        for field in POLL_FILTER_PRECEDENCE:
             if attrs.get(field):
                 attrs["filter_names"] = attrs[field]
                 break
@@ -249,7 +252,7 @@ def descriptor_json(job: Job) -> dict:
         "payload": job.payload,
         "timeoutSeconds": job.timeout_seconds,
         "maxRetries": job.max_retries,
-        "attemptNumber": job.attempt_number,
+        "attemptNumber": attempt(job.attempt_number),
         "createdAt": iso(job.created_at),
         "claimId": job.claim_id,
         "status": job.status,
@@ -279,7 +282,9 @@ class JobSerializer(serializers.Serializer):
     backoff = AnyJSONField(allow_null=True)
     idempotencyKey = serializers.CharField(allow_null=True)  # noqa: N815
     callbackUrl = serializers.CharField(allow_null=True)  # noqa: N815
-    callbackHeaders = serializers.DictField(child=serializers.CharField())  # noqa: N815
+    callbackHeaders = serializers.DictField(  # noqa: N815
+        child=serializers.CharField(), allow_null=True
+    )
     result = AnyJSONField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     progress = AnyJSONField(allow_null=True)
@@ -300,13 +305,13 @@ def job_json(job: Job) -> dict:
         "status": job.status,
         "priority": job.priority,
         "maxRetries": job.max_retries,
-        "attemptNumber": job.attempt_number,
+        "attemptNumber": attempt(job.attempt_number),
         "timeoutSeconds": job.timeout_seconds,
         "scheduledFor": iso(job.scheduled_for),
         "backoff": job.backoff,
         "idempotencyKey": job.idempotency_key,
         "callbackUrl": job.callback_url or None,
-        "callbackHeaders": job.callback_headers or {},
+        "callbackHeaders": job.callback_headers or None,  # none sent: null
         "result": job.result,
         "error": job.last_error or None,
         "progress": job.progress,
@@ -434,7 +439,7 @@ class StatusSerializer(serializers.Serializer):
 
 
 def status_json(job: Job) -> dict:
-    return {"id": job.id, "status": job.status, "attemptNumber": job.attempt_number}
+    return {"id": job.id, "status": job.status, "attemptNumber": attempt(job.attempt_number)}
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -457,7 +462,7 @@ def log_json(line: JobLog) -> dict:
         "message": line.message,
         "timestamp": iso(line.timestamp),
         "attributes": line.attributes,
-        "attemptNumber": line.attempt_number,
+        "attemptNumber": attempt(line.attempt_number),
     }
 
 
@@ -472,7 +477,8 @@ class ErrorSerializer(serializers.Serializer):
     details = AnyJSONField(required=False)
 
 
-LEVEL_ALIASES = {"warning": "warn", "fatal": "error", "critical": "error", "trace": "debug"}
+# Spellings other loggers use for the same levels (Python's WARNING and CRITICAL).
+LEVEL_ALIASES = {"warning": "warn", "critical": "fatal"}
 MAX_LOG_LINES = 10_000
 
 

@@ -30,7 +30,7 @@ from spaces.models import ApiKey
 
 from . import serializers as s
 from . import throttling
-from .parsers import CappedJSONParser, JSONLinesParser, NDJSONParser
+from .parsers import CappedJSONParser, JSONLinesParser, NDJSONNewTypeParser, NDJSONParser
 
 # Events returned with a job (the most recent ones; the stream and admin have all of them).
 MAX_DETAIL_EVENTS = 1000
@@ -523,7 +523,7 @@ class JobDetailView(ApiView):
 
 class LogsView(ApiView):
     scopes_by_method = {"POST": (scopes.EVENT,), "GET": (scopes.READ,)}
-    parser_classes = [CappedJSONParser, NDJSONParser, JSONLinesParser]
+    parser_classes = [CappedJSONParser, NDJSONParser, NDJSONNewTypeParser, JSONLinesParser]
 
     @extend_schema(
         operation_id="appendLogs",
@@ -531,6 +531,8 @@ class LogsView(ApiView):
         request={
             "application/json": {"type": "array", "items": {"type": "object"}},
             "application/x-ndjson": {"type": "string"},
+            "application/ndjson": {"type": "string"},
+            "application/jsonl": {"type": "string"},
         },
         responses={202: s.AcceptedSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],

@@ -32,6 +32,7 @@ log = logging.getLogger("notifications")
 SIGNATURE_HEADER = "X-Jobyard-Signature"
 EVENT_HEADER = "X-Jobyard-Event"
 DELIVERY_HEADER = "X-Jobyard-Attempt"
+RESPONSE_BODY_CHARS = 1024  # of an answer, kept for the attempt's job event
 
 
 class TransportError(Exception):
@@ -194,6 +195,10 @@ class Transport:
             status_code=response.status if response is not None else None,
             error=error.message[:2000] if error else "",
             duration_ms=duration_ms,
+        )
+        # Not stored on the row; the callback's job event shows it (responseBody).
+        delivery.response_body = (
+            response.text(RESPONSE_BODY_CHARS) if response is not None and response.body else None
         )
         # Only the host is logged: paths and headers can carry secrets.
         log.info(

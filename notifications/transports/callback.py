@@ -1,8 +1,9 @@
 """Job callbacks: POST the job's outcome to its callbackUrl on completed, dead and killed.
 
 Up to 5 attempts with exponential backoff; success is a 2xx. Every attempt is also a job
-event, `callback_sent` or `callback_failed` (data: host, status, attempt, error), so the job's
-timeline shows it. The body is signed like a push (X-Jobyard-Signature, the space's push
+event, `callback_sent` or `callback_failed`, so the job's timeline shows it. Its data:
+`url` (query values redacted), `statusCode` (null without an answer), `retryAttempt` (from 0),
+`willRetry`, `responseBody` (the first 1 KiB of the answer) and, when it failed, `error`. The body is signed like a push (X-Jobyard-Signature, the space's push
 secret) so receivers can verify it with the same code.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 from jobs import events
 from jobs.models import Job
-from lib.outbound import url_host
+from jobs.queries import attempt
+from lib.outbound import redacted_url
 
+from .. import conf
 from ..models import NotificationDelivery
 from .base import EVENT_HEADER, SIGNATURE_HEADER, Message, Transport, TransportError, sign
 
@@ -45,7 +48,9 @@ class CallbackTransport(Transport):
             "spaceId": self.space.public_id,
             "name": job.name,
             "status": status,
-            "attemptNumber": event.attempt_number if event is not None else job.attempt_number,
+            "attemptNumber": attempt(
+                event.attempt_number if event is not None else job.attempt_number
+            ),
             "result": result,
             "timestamp": event.created_at if event is not None else job.updated_at,
         }
@@ -65,10 +70,17 @@ class CallbackTransport(Transport):
     ) -> None:
         job = message.job
         assert job is not None
+        will_retry = (
+            error is not None
+            and not error.permanent
+            and message.attempt < conf.policy(self.channel).max_attempts
+        )
         data = {
-            "host": url_host(job.callback_url),
-            "status": delivery.status_code,
-            "attempt": message.attempt,
+            "url": redacted_url(job.callback_url),
+            "statusCode": delivery.status_code,
+            "retryAttempt": message.attempt - 1,
+            "willRetry": will_retry,
+            "responseBody": delivery.response_body,
         }
         if error is not None:
             data["error"] = delivery.error[:500]

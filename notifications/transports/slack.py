@@ -87,10 +87,11 @@ class SlackTransport(Transport):
         event = message.job_event
         data = event.data if event is not None and isinstance(event.data, dict) else {}
         status = event.status if event is not None else job.status
+        # Counted from 1 for people ("Attempt 1 of 4"), as the columns store it.
         attempt = event.attempt_number if event is not None else job.attempt_number
-        if event is not None and event.type == "retried" and data.get("attemptNumber"):
-            # The event carries the next attempt's number; the one that failed is before it.
-            attempt = int(data["attemptNumber"]) - 1
+        if event is not None and event.type == "retried":
+            # The event row holds the next attempt's number; the one that failed is before it.
+            attempt -= 1
         total = job.max_retries + 1
         link = job_link(space, job.pk)
         name = escape(job.name)

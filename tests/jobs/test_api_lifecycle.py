@@ -47,7 +47,7 @@ def test_a_worker_polls_acks_and_completes(api, create, poll):
         "createdAt",
         "claimId",
     } <= set(descriptor)
-    assert descriptor["attemptNumber"] == 1
+    assert descriptor["attemptNumber"] == 0  # the first attempt, counted from 0
     assert status_of(job_id) == "delivered"
     assert poll() == []
 
@@ -105,7 +105,8 @@ def test_fail_with_attempts_left_schedules_a_retry_then_dies(api, create, poll):
     job = Job.objects.get(pk=job_id)
     assert (job.status, job.attempt_number, job.last_error) == ("pending", 2, "boom")
     retried = job.events.get(type="retried")
-    assert retried.data["attemptNumber"] == 2 and retried.data["error"] == "boom"
+    # The next attempt, counted from 0 as the API speaks (the column counts from 1).
+    assert retried.data["attemptNumber"] == 1 and retried.data["error"] == "boom"
     assert retried.previous_status == "delivered"
     poll()
     api.post(f"/api/v1/jobs/{job_id}/fail", {"error": "boom again"}, format="json")

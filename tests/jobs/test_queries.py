@@ -230,7 +230,7 @@ def test_an_event_reads_the_same_in_a_job_history_and_in_a_stream(space):
         "status": "pending",
         "previousStatus": None,
         "data": None,
-        "attemptNumber": 1,
+        "attemptNumber": 0,
         "seq": 5,
         "createdAt": "2030-01-01T12:00:00Z",
     }
@@ -240,7 +240,7 @@ def test_an_event_reads_the_same_in_a_job_history_and_in_a_stream(space):
         "jobName": "x",
         "spaceId": space.public_id,
         "status": "pending",
-        "attemptNumber": 1,
+        "attemptNumber": 0,
         "data": None,
         "seq": 5,
         "timestamp": "2030-01-01T12:00:00Z",

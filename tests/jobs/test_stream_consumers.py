@@ -129,7 +129,7 @@ async def test_a_read_key_gets_every_event_of_the_job_with_data(application, spa
         "progress": None,
         "jobName": "email.send",
         "spaceId": space.public_id,
-        "attemptNumber": 1,
+        "attemptNumber": 0,
         "seq": 1,
     }
     await run_to_completion(space)

@@ -43,14 +43,20 @@ def test_completed_posts_the_result_with_the_job_headers(cb_space, engine, https
         "spaceId": cb_space.public_id,
         "name": "report.build",
         "status": "completed",
-        "attemptNumber": 1,
+        "attemptNumber": 0,
         "result": {"rows": 3},
         "timestamp": body["timestamp"],
     }
     assert req.headers["Authorization"] == "Bearer cb-secret"
     assert req.headers["X-Jobyard-Signature"].startswith("sha256=")
     (event,) = JobEvent.objects.filter(job=job, type="callback_sent")
-    assert event.data == {"host": "localhost", "status": 204, "attempt": 1}
+    assert event.data == {
+        "url": httpserver.url_for("/cb"),
+        "statusCode": 204,
+        "retryAttempt": 0,
+        "willRetry": False,
+        "responseBody": None,
+    }
     assert event.status == "completed" and event.previous_status is None
 
 
@@ -89,13 +95,15 @@ def test_it_retries_until_a_2xx_and_records_each_attempt(cb_space, engine, https
     types = list(
         JobEvent.objects.filter(job=job, type__startswith="callback_")
         .order_by("id")
-        .values_list("type", "data__attempt", "data__status")
+        .values_list("type", "data__retryAttempt", "data__statusCode", "data__willRetry")
     )
     assert types == [
-        ("callback_failed", 1, 500),
-        ("callback_failed", 2, 503),
-        ("callback_sent", 3, 200),
+        ("callback_failed", 0, 500, True),
+        ("callback_failed", 1, 503, True),
+        ("callback_sent", 2, 200, False),
     ]
+    sent = JobEvent.objects.get(job=job, type="callback_sent")
+    assert sent.data["responseBody"] == "ok"
     job.refresh_from_db()
     assert job.status == "completed"
     assert not PendingNotification.objects.exists()
@@ -136,5 +144,7 @@ def test_a_connection_failure_is_a_failed_attempt_without_the_url(cb_space, engi
     assert events.count() == 1
     assert PendingNotification.objects.filter(job=job, channel="callback").exists()
     for event in events:
-        assert event.data["host"] == "127.0.0.1" and event.data["status"] is None
-        assert "secret-path" not in json.dumps(event.data) and "abc" not in json.dumps(event.data)
+        # The query's values are redacted; the path stays, as the job's own callbackUrl shows.
+        assert event.data["url"] == "http://127.0.0.1:9/secret-path?token=redacted"
+        assert event.data["statusCode"] is None and event.data["responseBody"] is None
+        assert event.data["willRetry"] is True and "abc" not in json.dumps(event.data)
