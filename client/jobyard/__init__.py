@@ -13,6 +13,9 @@ See docs/client.md.
 
 from __future__ import annotations
 
+# Before the imports: client.py names it in its User-Agent.
+__version__ = "0.2.0"
+
 from .client import FINAL_STATUSES, Client
 from .errors import (
     AuthError,
@@ -32,11 +35,11 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
     WaitTimeout,
+    error_info,
+    parse_error,
 )
 from .push import PushApp, receive_push, sign, verify_signature
 from .worker import JobHandle, JobLogHandler, Worker, current_job
-
-__version__ = "0.2.0"
 
 __all__ = [
     "FINAL_STATUSES",
@@ -63,6 +66,8 @@ __all__ = [
     "WaitTimeout",
     "Worker",
     "current_job",
+    "error_info",
+    "parse_error",
     "receive_push",
     "sign",
     "verify_signature",

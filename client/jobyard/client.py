@@ -4,6 +4,9 @@ One ``Client`` holds a ``requests.Session`` (connection pooling, thread-safe for
 used here: one request per call, no shared mutable state per request) and speaks to
 ``<url>/api/v1``. Every method returns the server's JSON as plain dicts and lists, and raises a
 typed error from ``jobyard.errors`` for an error answer.
+
+Transient failures are retried by urllib3's ``Retry`` mounted on the session (``jobyard.retry``):
+reads always, POSTs only where a repeat is safe (``create`` carries an idempotency key).
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import gzip
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from . import errors
+from . import __version__, errors
+from .retry import READ_METHODS, REPLAY_METHODS, make_retry
 
 __all__ = ["Client", "FINAL_STATUSES"]
 
@@ -41,7 +46,7 @@ _CREATE_FIELDS = {
 }
 _API_FIELDS = frozenset(_CREATE_FIELDS.values())
 
-USER_AGENT = "jobyard-python/0.1"
+USER_AGENT = f"jobyard-python/{__version__}"
 
 
 def _iso(value: Any) -> Any:
@@ -68,6 +73,11 @@ def job_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def new_idempotency_key() -> str:
+    """A fresh key for one create: its retries carry the same key, so they make one job."""
+    return f"jobyard-{uuid.uuid4().hex}"
+
+
 class Client:
     """A client for one Jobyard server, optionally bound to a space.
 
@@ -75,6 +85,10 @@ class Client:
     ``space`` is the space public id, needed for create, poll and list. ``url``, ``space`` and
     ``token`` default to the ``JOBYARD_URL``, ``JOBYARD_SPACE`` and ``JOBYARD_TOKEN`` environment
     variables.
+
+    ``retries`` transient failures are retried per call, ``backoff_factor`` seconds doubling
+    each time, with jitter; ``retries=0`` turns that off. A ``session`` of your own is used as
+    given (its adapters, its retries) for every call.
     """
 
     def __init__(
@@ -86,6 +100,9 @@ class Client:
         timeout: float = 30.0,
         session: requests.Session | None = None,
         pool_size: int = 16,
+        retries: int = 4,
+        backoff_factor: float = 0.5,
+        retry_after_max: float = 60.0,
     ) -> None:
         url = url or os.environ.get("JOBYARD_URL")
         token = token or os.environ.get("JOBYARD_TOKEN")
@@ -100,12 +117,29 @@ class Client:
         self.token = token
         self.space = space or os.environ.get("JOBYARD_SPACE") or None
         self.timeout = timeout
+        replay_session = session
         if session is None:
-            session = requests.Session()
-            # One pool slot per worker thread at least, so threads don't queue for sockets.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
+            # Two sessions sharing one headers dict: the second's Retry may repeat a POST, and
+            # only the calls that are safe to repeat go through it (jobyard.retry).
+            session = self._session(
+                pool_size,
+                make_retry(
+                    retries,
+                    methods=READ_METHODS,
+                    backoff_factor=backoff_factor,
+                    retry_after_max=retry_after_max,
+                ),
+            )
+            replay_session = self._session(
+                pool_size,
+                make_retry(
+                    retries,
+                    methods=REPLAY_METHODS,
+                    backoff_factor=backoff_factor,
+                    retry_after_max=retry_after_max,
+                ),
+            )
+            replay_session.headers = session.headers
         session.headers.update(
             {
                 "Authorization": f"Bearer {token}",
@@ -114,12 +148,24 @@ class Client:
             }
         )
         self.session = session
+        self._replay_session = replay_session
+
+    @staticmethod
+    def _session(pool_size: int, retry: Any) -> requests.Session:
+        session = requests.Session()
+        # One pool slot per worker thread at least, so threads don't queue for sockets.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     def __repr__(self) -> str:
         return f"Client({self.base_url!r}, space={self.space!r})"
 
     def close(self) -> None:
         self.session.close()
+        if self._replay_session is not self.session:
+            self._replay_session.close()
 
     def __enter__(self) -> Client:
         return self
@@ -147,8 +193,40 @@ class Client:
         claim_id: str | None = None,
         timeout: float | None = None,
         send_json: bool = False,
+        replay: bool = False,
     ) -> Any:
-        """One API call; the decoded JSON body, or a typed error."""
+        """One API call; the decoded JSON body, or a typed error. ``replay``: the call is safe
+        to repeat after it may have reached the server (see ``jobyard.retry``)."""
+        response = self._send(
+            method,
+            path,
+            json_body=json_body,
+            params=params,
+            data=data,
+            headers=headers,
+            claim_id=claim_id,
+            timeout=timeout,
+            send_json=send_json,
+            replay=replay,
+        )
+        return self._decode(method, path, response)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        claim_id: str | None = None,
+        timeout: float | None = None,
+        send_json: bool = False,
+        replay: bool = False,
+    ) -> requests.Response:
+        """The raw answer of a call that succeeded (2xx); a typed error otherwise. ``path`` is
+        under ``/api/v1``, or a whole URL of this server (a ``Link: rel="next"``)."""
         hdrs = dict(headers or {})
         if claim_id:
             hdrs["X-Claim-Id"] = claim_id
@@ -156,10 +234,12 @@ class Client:
         if send_json or json_body is not None:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             hdrs.setdefault("Content-Type", "application/json")
+        url = path if path.startswith(("http://", "https://")) else self.api_url + path
+        session = self._replay_session if replay else self.session
         try:
-            response = self.session.request(
+            response = session.request(
                 method,
-                self.api_url + path,
+                url,
                 params={k: v for k, v in (params or {}).items() if v is not None} or None,
                 data=body,
                 headers=hdrs,
@@ -169,6 +249,10 @@ class Client:
             raise errors.Unreachable(f"{method} {path}: {exc}") from exc
         if response.status_code >= 400:
             raise errors.error_from_response(response)
+        return response
+
+    @staticmethod
+    def _decode(method: str, path: str, response: requests.Response) -> Any:
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -195,8 +279,11 @@ class Client:
         idempotency_key: str | None = None,
         backoff: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Create one job: ``{id, spaceId, status, realtimeUrl}``. With ``idempotency_key`` a
-        repeat returns the job made the first time."""
+        """Create one job: ``{id, spaceId, status, realtimeUrl}``.
+
+        A repeat with the same ``idempotency_key`` returns the job made the first time. Without
+        one the client makes up a key, so its own retries of this call never make two jobs.
+        """
         body = job_fields(
             {
                 "name": name,
@@ -207,11 +294,13 @@ class Client:
                 "callback_url": callback_url,
                 "callback_headers": callback_headers,
                 "priority": priority,
-                "idempotency_key": idempotency_key,
+                "idempotency_key": idempotency_key or new_idempotency_key(),
                 "backoff": backoff,
             }
         )
-        return self.request("POST", f"/spaces/{quote(self._space(space))}/jobs", json_body=body)
+        return self.request(
+            "POST", f"/spaces/{quote(self._space(space))}/jobs", json_body=body, replay=True
+        )
 
     def create_many(
         self, jobs: Iterable[Mapping[str, Any]], *, space: str | None = None
@@ -219,12 +308,17 @@ class Client:
         """Create up to 1000 jobs at once, all or nothing; the answers in input order.
 
         Each job is a mapping with ``name`` and the other fields, in keyword style
-        (``max_retries``) or API style (``maxRetries``).
+        (``max_retries``) or API style (``maxRetries``). Jobs without an idempotency key get
+        one made up, as in ``create``, so a retried batch makes each job once.
         """
         items = [job_fields(job) for job in jobs]
         if not items:
             return []
-        return self.request("POST", f"/spaces/{quote(self._space(space))}/jobs", json_body=items)
+        for item in items:
+            item.setdefault("idempotencyKey", new_idempotency_key())
+        return self.request(
+            "POST", f"/spaces/{quote(self._space(space))}/jobs", json_body=items, replay=True
+        )
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job with its event history."""
@@ -243,10 +337,15 @@ class Client:
         cursor: str | None = None,
         space: str | None = None,
     ) -> dict[str, Any]:
-        """One page of jobs, newest first, as the server sends it (``jobs``, ``nextCursor``...)."""
+        """One page of jobs, newest first: ``{"jobs": [...], "nextCursor", "next"}``.
+
+        The server answers a bare array with the next page in a ``Link: <url>; rel="next"``
+        header (``next`` is that URL, ``nextCursor`` its cursor); an older server's
+        ``{"jobs", "nextCursor"}`` object gives the same shape.
+        """
         if status is not None and not isinstance(status, str):
             status = ",".join(status)
-        return self.request(
+        response = self._send(
             "GET",
             f"/spaces/{quote(self._space(space))}/jobs",
             params={
@@ -257,6 +356,7 @@ class Client:
                 "cursor": cursor,
             },
         )
+        return _page(self._decode("GET", "/jobs", response), response)
 
     def iter_jobs(
         self,
@@ -268,29 +368,32 @@ class Client:
     ) -> Iterator[dict[str, Any]]:
         """Every matching job, newest first, fetching pages as needed.
 
-        Follows ``nextCursor`` when the server gives one (stable under inserts) and falls
-        back to ``offset`` paging otherwise.
+        Follows the ``Link: rel="next"`` URL (or an older server's ``nextCursor``), which
+        stays stable under inserts; falls back to ``offset`` paging on a server with neither.
         """
-        cursor: str | None = None
+        page = self.list(status=status, name=name, limit=page_size, space=space)
         offset = 0
         while True:
-            page = self.list(
-                status=status,
-                name=name,
-                limit=page_size,
-                cursor=cursor,
-                offset=None if cursor else (offset or None),
-                space=space,
-            )
-            jobs = _page_jobs(page)
+            jobs = page["jobs"]
             yield from jobs
-            next_cursor = page.get("nextCursor") if isinstance(page, dict) else None
-            if next_cursor:
-                cursor = next_cursor
-                continue
-            if cursor is not None or len(jobs) < page_size:
+            if page["next"]:
+                response = self._send("GET", self._on_this_server(page["next"]))
+                page = _page(self._decode("GET", "/jobs", response), response)
+            elif page["nextCursor"]:
+                page = self.list(
+                    status=status,
+                    name=name,
+                    limit=page_size,
+                    cursor=page["nextCursor"],
+                    space=space,
+                )
+            elif len(jobs) < page_size or not jobs:
                 return
-            offset += len(jobs)
+            else:
+                offset += len(jobs)
+                page = self.list(
+                    status=status, name=name, limit=page_size, offset=offset, space=space
+                )
 
     def kill(self, job_id: str, reason: str | None = None) -> Any:
         body = {"reason": reason} if reason else {}
@@ -314,6 +417,129 @@ class Client:
             "GET",
             f"/jobs/{quote(job_id)}/logs",
             params={"after": after, "before": before, "limit": limit, "level": level, "q": q},
+        )
+
+    def _on_this_server(self, url: str) -> str:
+        """URL's path and query on this client's server: the key is never sent elsewhere, and
+        a server that names itself differently (a proxy, PUBLIC_URL) is still reached."""
+        parts, base = urlsplit(url), urlsplit(self.base_url)
+        return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+    # --- schedules and flow-control limits -----------------------------------------------
+
+    def schedules(self, *, space: str | None = None) -> list[dict[str, Any]]:
+        """The space's schedules, by name."""
+        answer = self.request("GET", f"/spaces/{quote(self._space(space))}/schedules")
+        return list((answer or {}).get("schedules") or [])
+
+    def get_schedule(self, name: str, *, space: str | None = None) -> dict[str, Any]:
+        return self.request(
+            "GET", f"/spaces/{quote(self._space(space))}/schedules/{quote(name, safe='')}"
+        )
+
+    def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        job: Mapping[str, Any],
+        *,
+        timezone: str | None = None,
+        enabled: bool | None = None,
+        overlap: str | None = None,
+        space: str | None = None,
+    ) -> dict[str, Any]:
+        """A recurring job: ``cron`` (5 fields) in ``timezone``; ``job`` is the create body
+        (``name``, ``payload``...). 409 ``schedule_exists`` if the name is taken."""
+        body: dict[str, Any] = {"name": name, "cron": cron, "job": job_fields(job)}
+        for key, value in (("timezone", timezone), ("enabled", enabled), ("overlap", overlap)):
+            if value is not None:
+                body[key] = value
+        return self.request(
+            "POST", f"/spaces/{quote(self._space(space))}/schedules", json_body=body
+        )
+
+    def pause_schedule(self, name: str, *, space: str | None = None) -> dict[str, Any]:
+        # Pausing a paused schedule answers the same: safe to repeat.
+        return self.request(
+            "POST",
+            f"/spaces/{quote(self._space(space))}/schedules/{quote(name, safe='')}/pause",
+            json_body={},
+            replay=True,
+        )
+
+    def resume_schedule(self, name: str, *, space: str | None = None) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            f"/spaces/{quote(self._space(space))}/schedules/{quote(name, safe='')}/resume",
+            json_body={},
+            replay=True,
+        )
+
+    def limits(self, *, space: str | None = None) -> list[dict[str, Any]]:
+        """The per-name flow-control limits: ``[{name, concurrency, rate}]``."""
+        answer = self.request("GET", f"/spaces/{quote(self._space(space))}/limits")
+        return list((answer or {}).get("limits") or [])
+
+    def set_limit(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        space: str | None = None,
+    ) -> dict[str, Any]:
+        """At most ``concurrency`` jobs named ``name`` at once and/or ``rate`` started per
+        second (PUT: a repeat sets the same)."""
+        return self.request(
+            "PUT",
+            f"/spaces/{quote(self._space(space))}/limits/{quote(name, safe='')}",
+            json_body={"concurrency": concurrency, "rate": rate},
+        )
+
+    def delete_limit(self, name: str, *, space: str | None = None) -> None:
+        self.request("DELETE", f"/spaces/{quote(self._space(space))}/limits/{quote(name, safe='')}")
+
+    # --- the job's stream ----------------------------------------------------------------
+
+    def stream(
+        self, job_id: str, *, realtime_url: str | None = None, idle: float = 5.0
+    ) -> Iterator[dict[str, Any]]:
+        """The job's stream messages as dicts (``init``, then its events), as they come.
+
+        After ``idle`` seconds of silence it yields ``{"type": "idle"}`` so the caller can look
+        at the job itself (stream messages are best effort). Raises ``Unreachable`` when the
+        stream cannot be opened or drops (the caller may poll instead).
+        """
+        try:
+            from websockets.exceptions import WebSocketException
+            from websockets.sync.client import connect
+        except ImportError as exc:  # pragma: no cover - websockets is a dependency
+            raise errors.Unreachable(f"no websockets package: {exc}") from exc
+        url = self._realtime(realtime_url) if realtime_url else self.realtime_url(job_id)
+        try:
+            with connect(url, open_timeout=10, user_agent_header=USER_AGENT, max_size=None) as ws:
+                while True:
+                    try:
+                        raw = ws.recv(timeout=idle)
+                    except TimeoutError:
+                        yield {"type": "idle"}
+                        continue
+                    try:
+                        message = json.loads(raw)
+                    except (TypeError, ValueError):
+                        continue
+                    if isinstance(message, dict):
+                        yield message
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            raise errors.Unreachable(f"job stream of {job_id}: {exc}") from exc
+
+    def _realtime(self, url: str) -> str:
+        """The create answer's ``realtimeUrl`` with this client's key (``?token=``)."""
+        parts = urlsplit(url)
+        query = dict(parse_qs(parts.query))
+        query["token"] = [self.token]
+        return urlunsplit(
+            (parts.scheme, parts.netloc, parts.path, urlencode(query, doseq=True), "")
         )
 
     def realtime_url(self, job_id: str) -> str:
@@ -499,8 +725,13 @@ class Client:
         claim_id: str | None = None,
     ) -> Any:
         body = {"extendSeconds": extend_seconds} if extend_seconds else {}
+        # A repeat only extends the deadline again: safe to retry at the transport.
         return self.request(
-            "POST", f"/jobs/{quote(job_id)}/keepalive", json_body=body, claim_id=claim_id
+            "POST",
+            f"/jobs/{quote(job_id)}/keepalive",
+            json_body=body,
+            claim_id=claim_id,
+            replay=True,
         )
 
     def send_logs(
@@ -536,12 +767,20 @@ class Client:
         )
 
     def fail(
-        self, job_id: str, error: str, *, retry: bool = True, claim_id: str | None = None
+        self,
+        job_id: str,
+        error: str | Mapping[str, Any],
+        *,
+        retry: bool = True,
+        claim_id: str | None = None,
     ) -> Any:
+        """Fail the current attempt. ``error`` is a message, or an object such as
+        ``{"type", "message", "traceback"}`` (``jobyard.errors.error_info``), which the server
+        keeps as JSON and the dashboard shows field by field."""
         return self.request(
             "POST",
             f"/jobs/{quote(job_id)}/fail",
-            json_body={"error": error, "retry": retry},
+            json_body={"error": error if isinstance(error, str) else dict(error), "retry": retry},
             claim_id=claim_id,
         )
 
@@ -569,3 +808,13 @@ def _page_jobs(page: Any) -> list[dict[str, Any]]:
             if isinstance(page.get(key), list):
                 return page[key]
     return []
+
+
+def _page(body: Any, response: requests.Response) -> dict[str, Any]:
+    """A page of the job list in one shape, from either server answer (see ``Client.list``)."""
+    next_url = (response.links.get("next") or {}).get("url")
+    cursor = body.get("nextCursor") if isinstance(body, dict) else None
+    if next_url:
+        next_url = urljoin(response.url, next_url)
+        cursor = cursor or (parse_qs(urlsplit(next_url).query).get("cursor") or [None])[0]
+    return {"jobs": _page_jobs(body), "nextCursor": cursor or None, "next": next_url or None}

@@ -12,6 +12,7 @@ happened without string matching::
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -182,3 +183,78 @@ def error_from_response(response: Any) -> JobyardError:
     if cls is None:
         cls = ServerError if status >= 500 or not isinstance(body, dict) else JobyardError
     return cls(message, **kwargs)
+
+
+# --- a job function's exception, as the job's error ---------------------------------------
+
+# The server keeps at most this many characters of an error (the JSON text of an object): the
+# object is cut to fit before it is sent, so it always arrives whole.
+MAX_ERROR_CHARS = 10_000
+_CUT = "... (cut)\n"
+
+
+def error_info(exc: BaseException, *, limit: int = MAX_ERROR_CHARS) -> dict[str, str]:
+    """``{"type", "message", "traceback"}`` of an exception, as a worker sends it with fail.
+
+    ``type`` is the qualified class name (``myapp.errors.BadInput``; builtins unqualified),
+    ``traceback`` the formatted traceback. The JSON of the whole fits in ``limit`` characters:
+    the message is cut first to a quarter of it, then the traceback from its start (its last
+    frames, where it was raised, are kept).
+    """
+    import traceback as tb
+
+    cls = type(exc)
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    message = str(exc) or cls.__name__
+    text = "".join(tb.format_exception(cls, exc, exc.__traceback__))
+    info = {"type": name, "message": message, "traceback": text}
+    if len(json.dumps(info)) <= limit:
+        return info
+    if len(json.dumps(message)) > limit // 4:
+        info["message"] = message = _fit(message, limit // 4, keep="start")
+    room = limit - len(json.dumps({**info, "traceback": ""}))
+    info["traceback"] = _fit(text, max(0, room), keep="end")
+    return info
+
+
+def _fit(text: str, limit: int, *, keep: str) -> str:
+    """TEXT cut (with a marker) until its JSON string form takes at most LIMIT characters."""
+    if len(json.dumps(text)) <= limit:
+        return text
+    cut = _CUT if keep == "end" else _CUT.strip()
+    low, high = 0, len(text)  # the longest kept length whose JSON fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        kept = cut + text[-mid:] if keep == "end" else text[:mid] + cut
+        if len(json.dumps(kept)) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    if low == 0:
+        return ""
+    return cut + text[-low:] if keep == "end" else text[:low] + cut
+
+
+def parse_error(value: Any) -> dict[str, Any] | None:
+    """A job's ``error`` as ``{"type", "message", "traceback"}``: the object a worker sent
+    (the server answers it as JSON text), or a plain message with no type and traceback."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("{"):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and {"type", "message", "traceback"} & parsed.keys():
+                value = parsed
+    if isinstance(value, dict):
+        return {
+            "type": value.get("type"),
+            "message": str(value.get("message") or ""),
+            "traceback": value.get("traceback"),
+        }
+    return {"type": None, "message": str(value), "traceback": None}

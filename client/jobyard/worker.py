@@ -11,8 +11,10 @@
 
 What the runner does for each job: acks it (or asks the poll to), calls ``function(job)`` with a
 ``JobHandle``, sends keepalives from a background thread while the function runs, completes
-the job with the return value, or fails it with the exception's message (``retry=True``;
-raise ``PermanentFailure`` for ``retry=False``). Every call carries the job's claim id, so a
+the job with the return value, or fails it with the exception as ``{type, message, traceback}``
+(``retry=True``; raise ``PermanentFailure`` for ``retry=False``). A job that was killed, or that
+goes dead, gets one log line from the worker (``jobyard.worker``), and a dead one a ``fatal``
+line in the job's own log too (the server refuses lines for a killed job). Every call carries the job's claim id, so a
 worker whose lease ran out can never complete someone else's attempt.
 
 On SIGTERM or Ctrl-C it stops polling, lets running jobs finish within ``grace_period``
@@ -28,7 +30,6 @@ import random
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +41,8 @@ __all__ = ["JobHandle", "JobLogHandler", "Worker", "backoff_delay", "current_job
 
 log = logging.getLogger("jobyard.worker")
 
-LOG_LEVELS = {"debug", "info", "warn", "error"}
-_LEVEL_ALIASES = {"warning": "warn", "critical": "error", "fatal": "error", "exception": "error"}
+LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "fatal"}
+_LEVEL_ALIASES = {"warning": "warn", "critical": "fatal", "exception": "error"}
 # Lines kept in memory while the server is unreachable; older ones are dropped beyond this.
 MAX_BUFFERED_LOG_LINES = 10_000
 SHUTDOWN_ERROR = "worker stopped before the job finished"
@@ -77,14 +78,18 @@ class JobLogHandler(logging.Handler):
         handle = current_job()
         if handle is None or record.name.startswith("jobyard"):
             return
-        if record.levelno >= logging.ERROR:
+        if record.levelno >= logging.CRITICAL:
+            level = "fatal"
+        elif record.levelno >= logging.ERROR:
             level = "error"
         elif record.levelno >= logging.WARNING:
             level = "warn"
         elif record.levelno >= logging.INFO:
             level = "info"
-        else:
+        elif record.levelno >= logging.DEBUG:
             level = "debug"
+        else:
+            level = "trace"
         try:
             message = record.getMessage()
             if record.exc_info:
@@ -110,12 +115,15 @@ class JobHandle:
         self.id: str = descriptor["id"]
         self.name: str = descriptor.get("name", "")
         self.payload: Any = descriptor.get("payload")
-        self.attempt_number: int = int(descriptor.get("attemptNumber") or 1)
+        # As the server counts (the first attempt is 0); a descriptor without it: 0.
+        self.attempt_number: int = int(descriptor.get("attemptNumber") or 0)
         self.max_retries: int | None = descriptor.get("maxRetries")
         self.timeout_seconds: int = int(descriptor.get("timeoutSeconds") or 300)
         self.created_at: str | None = descriptor.get("createdAt")
         self.claim_id: str | None = descriptor.get("claimId")
         self.cancelled = threading.Event()
+        # "killed" or "stale_claim" once the server said so (see cancel()).
+        self.cancel_reason: str | None = None
         self.stopping = worker._stopping
         self._log_lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -138,6 +146,12 @@ class JobHandle:
         # A third of the timeout leaves two chances before the deadline passes.
         return max(0.5, min(self.timeout_seconds / 3, 60.0))
 
+    def cancel(self, exc: BaseException | None = None) -> None:
+        """The server told us the job is no longer ours: killed, or its lease went elsewhere."""
+        if self.cancel_reason is None:
+            self.cancel_reason = "killed" if isinstance(exc, errors.JobKilled) else "stale_claim"
+        self.cancelled.set()
+
     def _touched(self) -> None:
         # progress and checkpoint reset the execution deadline on the server as well.
         self.next_keepalive = time.monotonic() + self.keepalive_interval
@@ -145,8 +159,8 @@ class JobHandle:
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return self._worker._with_retries(fn, *args, claim_id=self.claim_id, **kwargs)
-        except (errors.JobKilled, errors.StaleClaim):
-            self.cancelled.set()
+        except (errors.JobKilled, errors.StaleClaim) as exc:
+            self.cancel(exc)
             raise
 
     def progress(self, percent: float, message: str, sub: Mapping[str, Any] | None = None) -> None:
@@ -193,8 +207,8 @@ class JobHandle:
                 return
             try:
                 self.client.send_logs(self.id, lines, claim_id=self.claim_id)
-            except (errors.JobKilled, errors.StaleClaim):
-                self.cancelled.set()
+            except (errors.JobKilled, errors.StaleClaim) as exc:
+                self.cancel(exc)
             except errors.TRANSIENT as exc:
                 log.warning("could not send %d log lines of job %s: %s", len(lines), self.id, exc)
                 with self._log_lock:
@@ -492,46 +506,121 @@ class Worker:
         try:
             result = self.function(handle)
         except (errors.JobKilled, errors.StaleClaim) as exc:
-            handle.cancelled.set()
+            handle.cancel(exc)
             return ("drop", str(exc), False)
-        except errors.PermanentFailure as exc:
-            return ("fail", str(exc) or type(exc).__name__, False)
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            log.warning("job %s (%s) failed: %s", handle.id, handle.name, message)
+            permanent = isinstance(exc, errors.PermanentFailure)
+            info = errors.error_info(exc)
+            if not permanent:
+                log.warning(
+                    "job %s (%s) failed: %s: %s",
+                    handle.id,
+                    handle.name,
+                    info["type"],
+                    info["message"],
+                )
             handle.log(
-                "error", message, exception=type(exc).__name__, traceback=traceback.format_exc()
+                "error", info["message"], exception=info["type"], traceback=info["traceback"]
             )
-            return ("fail", message, True)
+            return ("fail", info, not permanent)
         finally:
             _current.handle = None
         try:
             json.dumps(result)
         except (TypeError, ValueError) as exc:
             # The same return value would fail every attempt: no point retrying.
-            return ("fail", f"result is not JSON serializable: {exc}", False)
+            message = f"result is not JSON serializable: {exc}"
+            return ("fail", {"type": type(exc).__name__, "message": message}, False)
         return ("complete", result, False)
 
     def _report(self, handle: JobHandle, kind: str, value: Any, retry: bool) -> None:
         if kind == "drop" or handle.cancelled.is_set() and kind != "complete":
-            self._count("dropped")
+            self._dropped(handle)
             return
         try:
             if kind == "complete":
                 self._with_retries(self.client.complete, handle.id, value, claim_id=handle.claim_id)
                 self._count("completed")
             else:
-                self._with_retries(
-                    self.client.fail, handle.id, value, retry=retry, claim_id=handle.claim_id
-                )
+                answer = self._fail(handle, value, retry)
                 self._count("failed")
+                if isinstance(answer, dict) and answer.get("status") == "dead":
+                    self._dead(handle, value, retry)
         except errors.Conflict as exc:
             # Killed, timed out and handed to another worker, or already final.
+            if isinstance(exc, (errors.JobKilled, errors.StaleClaim)):
+                handle.cancel(exc)
+                self._dropped(handle)
+                return
             log.info("job %s: outcome not accepted: %s", handle.id, exc)
             self._count("dropped")
         except errors.JobyardError as exc:
             log.error("job %s: could not report the outcome: %s", handle.id, exc)
             self._count("dropped")
+
+    def _fail(self, handle: JobHandle, error: Any, retry: bool) -> Any:
+        try:
+            return self._with_retries(
+                self.client.fail, handle.id, error, retry=retry, claim_id=handle.claim_id
+            )
+        except errors.ValidationError:
+            if isinstance(error, str):
+                raise
+            # A server that takes only a string error: the message, the rest is in the logs.
+            text = (
+                f"{error.get('type')}: {error.get('message')}"
+                if error.get("type")
+                else str(error.get("message"))
+            )
+            return self._with_retries(
+                self.client.fail, handle.id, text, retry=retry, claim_id=handle.claim_id
+            )
+
+    def _dead(self, handle: JobHandle, error: Any, retry: bool) -> None:
+        """One line here and one in the job's log: the job will not run again by itself."""
+        info = errors.parse_error(error) or {"type": None, "message": str(error)}
+        what = f"{info['type']}: {info['message']}" if info.get("type") else info["message"]
+        why = "no retries left" if retry else "permanent failure"
+        log.error(
+            "job %s (%s) is dead after attempt %s (%s): %s",
+            handle.id,
+            handle.name,
+            handle.attempt_number,
+            why,
+            what,
+        )
+        try:
+            # No claim id: the claim ended with the fail, and the server keeps lines of dead jobs.
+            self.client.send_logs(
+                handle.id,
+                [
+                    {
+                        "level": "fatal",
+                        "message": f"dead ({why}): {what}",
+                        "timestamp": _now_iso(),
+                        "worker": "jobyard",
+                    }
+                ],
+            )
+        except errors.JobyardError as exc:
+            log.warning("job %s: could not log its death: %s", handle.id, exc)
+
+    def _dropped(self, handle: JobHandle) -> None:
+        if handle.cancel_reason == "killed":
+            # The server refuses log lines for a killed job: this line is the worker's own.
+            log.warning(
+                "job %s (%s) was killed during attempt %s; its outcome is dropped",
+                handle.id,
+                handle.name,
+                handle.attempt_number,
+            )
+        else:
+            log.info(
+                "job %s (%s): the claim went to another worker; outcome dropped",
+                handle.id,
+                handle.name,
+            )
+        self._count("dropped")
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -572,8 +661,8 @@ class Worker:
         try:
             self.client.keepalive(handle.id, claim_id=handle.claim_id)
             handle._touched()
-        except (errors.JobKilled, errors.StaleClaim, errors.NotFound):
-            handle.cancelled.set()
+        except (errors.JobKilled, errors.StaleClaim, errors.NotFound) as exc:
+            handle.cancel(exc)
         except errors.InvalidTransition:
             pass  # finishing right now
         except errors.JobyardError as exc:
