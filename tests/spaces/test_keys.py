@@ -1,6 +1,7 @@
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from spaces import keys, scopes
@@ -95,15 +96,37 @@ def test_issue_token_reuses_a_space_with_that_name(db, capsys):
     assert Space.objects.filter(name="ingest").count() == 1
 
 
-def test_bootstrap_is_idempotent_and_its_token_authenticates(db, capsys):
-    call_command("bootstrap")
+def bootstrap_token(capsys) -> str:
     call_command("bootstrap")
     out = capsys.readouterr().out
-    token = [line.split()[-1] for line in out.splitlines() if line.startswith("Token:")][-1]
-    key = resolve_key(token)
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("Token:")][-1]
+
+
+def test_bootstrap_keeps_one_token_per_install_that_authenticates(db, capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = bootstrap_token(capsys)
+    second = bootstrap_token(capsys)
+
+    # A worker started with the first token keeps working after `make run` starts again.
+    assert second == first
+    key = resolve_key(first)
     assert key is not None and key.space.name == "default"
-    # Only the last printed worker token is still active.
     assert key.space.api_keys.filter(is_public=False, revoked_at__isnull=True).count() == 1
+    # It can run every call of the README's producer and worker examples, retry included.
+    for scope in ("jobs:create", "jobs:read", "jobs:retry", "jobs:kill", "jobs:worker"):
+        assert scope in key.scopes
+    assert (tmp_path / "demo_token").stat().st_mode & 0o777 == 0o600
+
+
+def test_bootstrap_issues_a_new_token_when_the_kept_one_was_revoked(db, capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = bootstrap_token(capsys)
+    ApiKey.objects.filter(digest=keys.digest(first)).update(revoked_at=timezone.now())
+
+    second = bootstrap_token(capsys)
+
+    assert second != first and resolve_key(second) is not None
+    assert (tmp_path / "demo_token").read_text().strip() == second
 
 
 def test_api_answers_401_with_identical_bodies_for_unknown_and_wrong_keys(db):

@@ -1,8 +1,15 @@
-"""A ready demo: user, org "demo", space "default" and a worker token. Safe to run again."""
+"""A ready demo: user, org "demo", space "default" and a worker token. Safe to run again.
+
+The token stays the same across runs of one install: its clear value is kept in
+VAR_DIR/demo_token (readable by the owner only), so a worker left running across a restart of
+`make run` keeps working. A new one is issued only when that file is missing, or its key was
+revoked or lacks a scope the demo needs.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,13 +18,40 @@ from django.utils import timezone
 
 from lib.commands import CheckedCommand
 from orgs.models import Membership, Organization
-from spaces import scopes
+from spaces import keys, scopes
 from spaces.models import ApiKey, Space
 
 DEMO_USER = "demo"
 DEMO_ORG = "demo"
 DEMO_SPACE = "default"
 WORKER_TOKEN_NAME = "demo worker"  # noqa: S105 - a label, not a secret
+# Everything the README's tour, worker and producer examples call, retry and kill included.
+DEMO_SCOPES = [*scopes.WORKER_PRESET, scopes.CREATE, scopes.KILL, scopes.RETRY, scopes.READ]
+
+
+def token_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo_token"
+
+
+def kept_token(space: Space) -> str | None:
+    """The clear demo token saved by an earlier run, if its key is still active with every
+    demo scope."""
+    try:
+        clear = token_file().read_text().strip()
+    except OSError:
+        return None
+    row = space.api_keys.filter(
+        name=WORKER_TOKEN_NAME, revoked_at__isnull=True, digest=keys.digest(clear)
+    ).first()
+    if row is None or not set(DEMO_SCOPES) <= set(row.scopes):
+        return None
+    return clear
+
+
+def keep_token(clear: str) -> None:
+    path = token_file()
+    path.write_text(clear + "\n")
+    path.chmod(0o600)
 
 
 class Command(CheckedCommand):
@@ -40,16 +74,14 @@ class Command(CheckedCommand):
             space = Space.objects.filter(organization=org, name=DEMO_SPACE).first()
             if space is None:
                 space = Space.create(org, DEMO_SPACE)
-            # The clear token exists only at creation, so each run issues a fresh one and
-            # revokes the one before: what is printed always works.
-            space.api_keys.filter(name=WORKER_TOKEN_NAME, revoked_at__isnull=True).update(
-                revoked_at=timezone.now()
-            )
-            _, token = ApiKey.issue(
-                space,
-                WORKER_TOKEN_NAME,
-                [*scopes.WORKER_PRESET, scopes.CREATE, scopes.KILL, scopes.RETRY],
-            )
+            token = kept_token(space)
+            if token is None:
+                # A fresh one replaces any other demo token, so what is printed always works.
+                space.api_keys.filter(name=WORKER_TOKEN_NAME, revoked_at__isnull=True).update(
+                    revoked_at=timezone.now()
+                )
+                _, token = ApiKey.issue(space, WORKER_TOKEN_NAME, DEMO_SCOPES)
+                keep_token(token)
 
         self.stdout.write(
             "\n".join(
