@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone
 
 from lib import jsonsafe
 from lib.metrics import STREAM_CONNECTIONS
@@ -73,14 +74,75 @@ def _only(value: Any, fields: tuple[str, ...]) -> Any:
     return {name: value[name] for name in fields if name in value}
 
 
+def _now() -> str | None:
+    return queries.iso(timezone.now())
+
+
+def job_snapshot(job: Job, progress: Any) -> dict[str, Any]:
+    """The `data` of an init message: what the job is at the moment the stream opened."""
+    return {"status": job.status, "progress": progress}
+
+
 def public_init(job: Job) -> dict[str, Any]:
-    """The first message of a progress-only viewer."""
+    """The first message of a progress-only viewer: the fields of the progress view's envelope
+    (no seq, name, space or attempts), its `data` the job's snapshot, and `progress` at the top
+    as well, where clients read it before the envelope had `data`."""
+    progress = _only(job.progress, (*PUBLIC_PROGRESS_FIELDS, "updatedAt"))
     return {
         "type": "init",
         "jobId": job.pk,
         "status": job.status,
-        "progress": _only(job.progress, (*PUBLIC_PROGRESS_FIELDS, "updatedAt")),
+        "progress": progress,
+        "timestamp": _now(),
+        "data": job_snapshot(job, progress),
     }
+
+
+def full_init(job: Job, space_public_id: str, seq: int) -> dict[str, Any]:
+    """The first message of a full viewer: the whole envelope (seq of the job's latest event,
+    timestamp of the snapshot), `data` the job's snapshot, and `progress` at the top as well."""
+    return {
+        "type": "init",
+        "jobId": job.pk,
+        "jobName": job.name,
+        "spaceId": space_public_id,
+        "status": job.status,
+        "attemptNumber": queries.attempt(job.attempt_number),
+        "progress": job.progress,
+        "seq": seq,
+        "timestamp": _now(),
+        "data": job_snapshot(job, job.progress),
+    }
+
+
+def connected_message(
+    space_public_id: str, seq: int, instance: str, *, missed: bool, counts: dict[str, int]
+) -> dict[str, Any]:
+    """The space stream's `connected`; `data` repeats what is not an envelope field."""
+    return {
+        "type": "connected",
+        "spaceId": space_public_id,
+        "seq": seq,
+        "streamInstanceId": instance,
+        "missed": missed,
+        "counts": counts,
+        "timestamp": _now(),
+        "data": {"streamInstanceId": instance, "missed": missed, "counts": counts},
+    }
+
+
+def counts_message(seq: int, counts: dict[str, int]) -> dict[str, Any]:
+    """Counts that changed without an event (retention, a recount)."""
+    return {
+        "type": "counts",
+        "seq": seq,
+        "counts": counts,
+        "timestamp": _now(),
+        "data": {"counts": counts},
+    }
+
+
+PONG = {"type": "pong", "data": {}}
 
 
 def public_event(envelope: dict) -> dict[str, Any] | None:
@@ -155,6 +217,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.live_since_check = False
         self.watcher: asyncio.Task | None = None
         self.counted = False
+        self.relayed = False
         # Held while emitting, so the periodic catch-up and live messages never interleave.
         self.emit_lock = asyncio.Lock()
 
@@ -169,10 +232,14 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.append(group)
 
-    async def started(self) -> None:
+    async def started(self, space_seq: int) -> None:
+        """The first messages are sent; SPACE_SEQ is the space's seq this stream has read up
+        to, from which the relay (in-memory layer only) brings other processes' events."""
         self.counted = True
         _metric(self.kind, +1)
         self.watcher = asyncio.create_task(self.watch())
+        streams.relay.watch(self.space_id, space_seq)
+        self.relayed = True
 
     async def disconnect(self, code) -> None:
         if self.watcher is not None:
@@ -182,6 +249,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             with contextlib.suppress(Exception):
                 await self.channel_layer.group_discard(group, self.channel_name)
+        if self.relayed:
+            self.relayed = False
+            streams.relay.unwatch(self.space_id)
         if self.counted:
             self.counted = False
             _metric(self.kind, -1)
@@ -238,7 +308,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
+            await self.send_json(PONG)
         # Anything else is ignored: the streams are one-way.
 
     # -- periodic re-check --------------------------------------------------------------------
@@ -352,20 +422,15 @@ class SpaceStreamConsumer(StreamConsumer):
                 else:
                     missed = True
         await self.send_json(
-            {
-                "type": "connected",
-                "spaceId": space.public_id,
-                "seq": seq,
-                "streamInstanceId": instance,
-                "missed": missed,
-                "counts": counts,
-            }
+            connected_message(space.public_id, seq, instance, missed=missed, counts=counts)
         )
         if replay_from is not None:
-            async for page in self.pages(replay_from, seq):
+            # Replayed events carry counts as live ones do, counted back from `connected`'s.
+            start = await self.counts_before(replay_from, seq, counts)
+            async for page in self.pages(replay_from, seq, start):
                 for envelope in page:
                     await self.send_json(envelope)
-        await self.started()
+        await self.started(seq)
 
     @database_sync_to_async
     def get_space(self, public_id: str) -> Space | None:
@@ -379,11 +444,17 @@ class SpaceStreamConsumer(StreamConsumer):
 
     @database_sync_to_async
     def read_state(self) -> tuple[int, dict[str, int]]:
-        space = Space.objects.only("event_seq", "status_counts").get(pk=self.space_id)
-        counts = queries.stored_counts(space.status_counts)
-        if counts is None:
-            counts = streams.recount_space(self.space_id, announce=False)
-        return space.event_seq, counts
+        return streams.space_state(self.space_id)
+
+    @database_sync_to_async
+    def counts_before(self, after: int, anchor_seq: int, anchor: dict[str, int]) -> dict:
+        return streams.counts_before(self.space_id, after, anchor_seq, anchor)
+
+    @database_sync_to_async
+    def counts_at(self, seq: int) -> dict[str, int]:
+        """The counts as of SEQ, counted back from the space's current ones."""
+        top, counts = streams.space_state(self.space_id)
+        return streams.counts_before(self.space_id, seq, top, counts)
 
     @database_sync_to_async
     def range_complete(self, after: int, upto: int) -> bool:
@@ -397,17 +468,17 @@ class SpaceStreamConsumer(StreamConsumer):
         return stored == upto - after
 
     @database_sync_to_async
-    def read_page(self, after: int, upto: int) -> list[dict]:
-        return queries.stored_envelopes(
-            JobEvent.objects.filter(space_id=self.space_id, seq__gt=after, seq__lte=upto),
-            self.space_public_id,
-            limit=REPLAY_PAGE,
+    def read_page(self, after: int, upto: int, counts: dict[str, int]) -> list[dict]:
+        events = streams.stored_space_events(
+            self.space_id, self.space_public_id, after, upto, counts, REPLAY_PAGE
         )
+        return [event.space_envelope for event in events]
 
-    async def pages(self, after: int, upto: int):
-        """The stored events with after < seq <= upto, in seq order, REPLAY_PAGE at a time."""
+    async def pages(self, after: int, upto: int, counts: dict[str, int]):
+        """The stored events with after < seq <= upto, in seq order, REPLAY_PAGE at a time;
+        COUNTS (as of seq AFTER) is carried through them, so count-changing ones carry theirs."""
         while after < upto:
-            page = await self.read_page(after, upto)
+            page = await self.read_page(after, upto, counts)
             if not page:
                 return
             yield page
@@ -429,7 +500,8 @@ class SpaceStreamConsumer(StreamConsumer):
             await self.send_missed(upto)
             return
         # Events deleted with their jobs meanwhile are simply not there: send what is.
-        async for page in self.pages(self.last_seq, upto):
+        counts = await self.counts_at(self.last_seq)
+        async for page in self.pages(self.last_seq, upto, counts):
             await self.emit_from_db(page)
         self.last_seq = upto
 
@@ -438,14 +510,13 @@ class SpaceStreamConsumer(StreamConsumer):
         current, counts = await self.read_state()
         self.last_seq = max(seq, current)
         await self.send_json(
-            {
-                "type": "connected",
-                "spaceId": self.space_public_id,
-                "seq": self.last_seq,
-                "streamInstanceId": streams.stream_instance_id(self.space_public_id),
-                "missed": True,
-                "counts": counts,
-            }
+            connected_message(
+                self.space_public_id,
+                self.last_seq,
+                streams.stream_instance_id(self.space_public_id),
+                missed=True,
+                counts=counts,
+            )
         )
 
     async def catch_up(self) -> None:
@@ -475,9 +546,7 @@ class SpaceStreamConsumer(StreamConsumer):
             if message["seq"] < self.last_seq:
                 return  # later events already carried counts that include this change
             await self.fill_to(message["seq"])
-            await self.send_json(
-                {"type": "counts", "seq": message["seq"], "counts": message["counts"]}
-            )
+            await self.send_json(counts_message(message["seq"], message["counts"]))
 
 
 class JobStreamConsumer(StreamConsumer):
@@ -527,22 +596,13 @@ class JobStreamConsumer(StreamConsumer):
         await self.join(streams.job_group(job.pk))
         await self.accept()
         # After joining: whatever is numbered from now on arrives live.
-        job, self.last_seq = await self.read_job()
+        job, self.last_seq, space_seq = await self.read_job()
         if self.full:
-            init: dict[str, Any] = {
-                "type": "init",
-                "jobId": job.pk,
-                "status": job.status,
-                "progress": job.progress,
-                "jobName": job.name,
-                "spaceId": self.space_public_id,
-                "attemptNumber": queries.attempt(job.attempt_number),
-                "seq": self.last_seq,
-            }
+            init = full_init(job, self.space_public_id, self.last_seq)
         else:
             init = public_init(job)
         await self.send_json(init)
-        await self.started()
+        await self.started(space_seq)
 
     @database_sync_to_async
     def get_job(self, job_id: str) -> Job | None:
@@ -556,7 +616,10 @@ class JobStreamConsumer(StreamConsumer):
         )
 
     @database_sync_to_async
-    def read_job(self) -> tuple[Job, int]:
+    def read_job(self) -> tuple[Job, int, int]:
+        """(the job, the seq of its latest event, the space's seq), read in this order."""
+        # The space's seq first: every event of the job up to it is then in the job's read.
+        space_seq = Space.objects.values_list("event_seq", flat=True).get(pk=self.space_id)
         job = Job.objects.only("id", "name", "status", "progress", "attempt_number").get(
             pk=self.job_id
         )
@@ -566,7 +629,7 @@ class JobStreamConsumer(StreamConsumer):
             ]
             or 0
         )
-        return job, last
+        return job, last, space_seq
 
     @database_sync_to_async
     def read_after(self, after: int, before: int | None = None) -> list[dict]:

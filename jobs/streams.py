@@ -38,7 +38,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Subquery
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from spaces.models import Space
@@ -148,6 +148,115 @@ def _counts_message(seq: int, counts: dict[str, int]) -> dict:
     return {"type": "stream.counts", "seq": seq, "counts": dict(counts)}
 
 
+# --- stored events with their counts (replay, gap filling, the relay) -------------------------
+#
+# A live event carries the counts the numbering computed for it. An event read back from the
+# database carries the same: the counts at a known seq (the space row's event_seq and
+# status_counts, stored together by each numbering) minus the moves of the events after it give
+# the counts before the first event read, and each event's own move is then applied forward.
+# Exact, except that a change without an event inside the range (retention deleting finished
+# jobs) shows from the start of the range instead of from its place in it.
+
+
+def moves_between(space_id: int, after: int, upto: int) -> dict[str, int]:
+    """The net change of the per-status counts made by the events with after < seq <= upto."""
+    if upto <= after:
+        return {}
+    moved = Q(type="created") | (
+        Q(previous_status__isnull=False) & ~Q(previous_status="") & ~Q(previous_status=F("status"))
+    )
+    # On the (space, seq) index; a handful of groups, whatever the number of events.
+    groups = (
+        JobEvent.objects.filter(moved, space_id=space_id, seq__gt=after, seq__lte=upto)
+        .values("type", "previous_status", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    delta: dict[str, int] = {}
+    for group in groups:
+        move = status_move(group["type"], group["previous_status"], group["status"])
+        if move is None:
+            continue
+        before, now = move
+        if before is not None:
+            delta[before] = delta.get(before, 0) - group["n"]
+        delta[now] = delta.get(now, 0) + group["n"]
+    return delta
+
+
+def counts_before(
+    space_id: int, after: int, anchor_seq: int, anchor_counts: dict[str, int]
+) -> dict[str, int]:
+    """The counts as of seq AFTER, from ANCHOR_COUNTS (the counts as of ANCHOR_SEQ >= AFTER)."""
+    counts = dict(anchor_counts)
+    for status, n in moves_between(space_id, after, anchor_seq).items():
+        counts[status] = max(0, counts.get(status, 0) - n)
+    return counts
+
+
+def space_state(space_id: int) -> tuple[int, dict[str, int]]:
+    """(the space's latest seq, the counts as of that seq), read together from the space row."""
+    space = Space.objects.only("event_seq", "status_counts").get(pk=space_id)
+    counts = queries.stored_counts(space.status_counts)
+    if counts is None:
+        counts = recount_space(space_id, announce=False)
+    return space.event_seq, counts
+
+
+@dataclass
+class StoredEvent:
+    envelope: dict  # as the job stream sends it
+    space_envelope: dict  # with `counts` when the event moved a job between statuses
+    prev: int | None = None  # seq of the job's previous event (the job stream's gap check)
+
+
+def stored_space_events(
+    space_id: int,
+    space_public_id: str,
+    after: int,
+    upto: int,
+    counts: dict[str, int],
+    limit: int,
+    *,
+    with_prev: bool = False,
+) -> list[StoredEvent]:
+    """Up to LIMIT stored events with after < seq <= upto, in seq order.
+
+    COUNTS holds the counts as of seq AFTER (counts_before) and is advanced, in place, through
+    every event returned, so the next page continues from it. WITH_PREV also reads each
+    event's `prev` (one probe on the (job, id) index per event).
+    """
+    rows = (
+        JobEvent.objects.filter(space_id=space_id, seq__gt=after, seq__lte=upto)
+        .order_by("seq")
+        .values(*queries.ENVELOPE_FIELDS, "previous_status", job_name=F("job__name"))
+    )
+    if with_prev:
+        # Within a job, id order is seq order (transitions hold the job's row lock).
+        rows = rows.annotate(
+            prev=Subquery(
+                JobEvent.objects.filter(
+                    job_id=OuterRef("job_id"), id__lt=OuterRef("id"), seq__isnull=False
+                )
+                .order_by("-id")
+                .values("seq")[:1]
+            )
+        )
+    result = []
+    for row in rows[:limit]:
+        envelope = queries.envelope(row, space_public_id)
+        space_envelope = envelope
+        move = status_move(row["type"], row["previous_status"], row["status"])
+        if move is not None:
+            before, now = move
+            if before is not None:
+                counts[before] = max(0, counts.get(before, 0) - 1)
+            counts[now] = counts.get(now, 0) + 1
+            space_envelope = {**envelope, "counts": dict(counts)}
+        result.append(StoredEvent(envelope, space_envelope, row.get("prev")))
+    return result
+
+
 # --- sequencing ------------------------------------------------------------------------------
 
 
@@ -158,6 +267,9 @@ class Sequenced:
     space_public_id: str
     messages: list[tuple[str, dict]] = field(default_factory=list)
     count: int = 0
+    # The seq range handed out (contiguous), for the relay's bookkeeping (LocalRelay.sent).
+    first_seq: int = 0
+    last_seq: int = 0
 
 
 def _lock_space(space_id: int) -> Space:
@@ -264,6 +376,7 @@ def sequence_space(
             previous[row["job_id"]] = last
         _store_numbering(space_id, numbered, last, counts)
         result.count = len(pending)
+        result.first_seq, result.last_seq = numbered[0][1], last
     return result
 
 
@@ -441,7 +554,8 @@ def publish_space(space_id: int) -> int:
         if batch is None:
             return total
         total += batch.count
-        fan_out(batch.messages)
+        if fan_out(batch.messages):
+            relay.sent(space_id, batch.first_seq, batch.last_seq)
         # After the commit (lock released): anything a skipped publisher left for us?
         if not _any_pending(space_id):
             return total
@@ -674,3 +788,177 @@ async def _send_all(layer, messages: list[tuple[str, dict]], timeout: float) -> 
         asyncio.gather(*(send_group(group, items) for group, items in by_group.items())),
         timeout=timeout,
     )
+
+
+# --- relay of other processes' events (in-memory channel layer) ------------------------------
+
+
+def relay_interval() -> float:
+    """Seconds between two looks of the relay at the database; 0 turns the relay off."""
+    return float(getattr(settings, "STREAM_RELAY_SECONDS", 0.25))
+
+
+# Events the relay reads and sends per space per look; a longer backlog takes several looks.
+RELAY_PAGE = 1000
+# In-memory sends only queue; the bound is for a loop too busy to run them.
+RELAY_SEND_TIMEOUT = 5.0
+
+
+class LocalRelay:
+    """Brings events numbered by OTHER processes to this process's streams, when the channel
+    layer is the in-memory one (the embedded default, no REDIS_URL).
+
+    The in-memory layer does not cross processes: an event that the scheduler (scheduled ->
+    pending, rescues), a Celery task or another web process commits is numbered and sent by that
+    process's sequencer, to that process's layer, where no socket listens. With Redis every
+    process hears every send, and this relay never starts.
+
+    While at least one stream is open in this process, one asyncio task on the server's loop
+    looks every STREAM_RELAY_SECONDS at the `event_seq` of the spaces those streams follow (one
+    primary-key query for all of them). For each space it keeps a mark: the highest seq this
+    process has sent to its local groups. When the space's `event_seq` is past the mark, the
+    events in between are read with their counts and `prev` (stored_space_events) and sent to
+    the local groups in seq order, exactly as the numbering would have sent them, and the mark
+    moves on. This process's own sequencer moves the mark too (`sent`) when its batch starts
+    right after it, so what it sent itself is not read again. A consumer drops any seq it has
+    already sent and fills any jump from the database, so a message sent twice (the relay and
+    the sequencer racing for the same events) still reaches each client once and in order.
+
+    With no stream open the task ends: an idle process makes no query at all.
+    """
+
+    def __init__(self) -> None:
+        # Guards the maps below: `sent` is called from the sequencer thread.
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._streams: dict[int, int] = {}  # space id -> streams open on it in this process
+        self._marks: dict[int, int] = {}  # space id -> highest seq sent to the local groups
+        # Looks at the database and events sent since the process started (tests, measuring).
+        self.looks = 0
+        self.relayed = 0
+
+    @staticmethod
+    def enabled() -> bool:
+        return relay_interval() > 0 and isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+    def watch(self, space_id: int, seq: int) -> None:
+        """A stream of SPACE_ID opened (on the server's loop); it has read the space up to SEQ.
+
+        Every event above SEQ reaches the stream's group later than its own read, so the mark
+        of a space watched anew starts there; a mark already kept stays, because everything up
+        to it was sent to the group while the new stream was already in it (it joins before it
+        reads).
+        """
+        if not self.enabled():
+            return
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._loop is not loop:
+                # Another loop than before (a restarted server, or the next test): start afresh.
+                self._loop, self._task = loop, None
+                self._streams.clear()
+                self._marks.clear()
+            self._streams[space_id] = self._streams.get(space_id, 0) + 1
+            self._marks.setdefault(space_id, seq)
+            if self._task is None or self._task.done():
+                self._task = loop.create_task(self._run(), name="stream-relay")
+
+    def unwatch(self, space_id: int) -> None:
+        """A stream of SPACE_ID closed (on the server's loop). The last one stops the task."""
+        with self._lock:
+            if space_id not in self._streams or self._loop is not _running_loop():
+                return
+            self._streams[space_id] -= 1
+            if self._streams[space_id] <= 0:
+                del self._streams[space_id]
+                del self._marks[space_id]
+            task = None if self._streams else self._task
+            if task is not None:
+                self._task = None
+        if task is not None:
+            task.cancel()
+
+    def sent(self, space_id: int, first: int, last: int) -> None:
+        """This process sent seq FIRST..LAST of SPACE_ID to its groups (the sequencer)."""
+        with self._lock:
+            mark = self._marks.get(space_id)
+            # Only a batch that starts right after the mark moves it: with a hole before it,
+            # the relay still has to send the hole (other processes' events), for job streams
+            # that would not otherwise hear of them.
+            if mark is not None and first <= mark + 1:
+                self._marks[space_id] = max(mark, last)
+
+    def watched(self) -> dict[int, int]:
+        with self._lock:
+            return dict(self._marks)
+
+    async def _run(self) -> None:
+        from channels.db import database_sync_to_async
+
+        look = database_sync_to_async(_relay_look)
+        read = database_sync_to_async(_relay_read)
+        while True:
+            await asyncio.sleep(relay_interval())
+            marks = self.watched()
+            if not marks:
+                return
+            try:
+                self.looks += 1
+                ahead = await look(marks)
+                for space_id, public_id, mark in ahead:
+                    upto, messages = await read(space_id, public_id, mark)
+                    # On this loop, the one the in-memory layer's consumers read on.
+                    await _send_all(get_channel_layer(), messages, RELAY_SEND_TIMEOUT)
+                    self.relayed += len(messages) // 2
+                    with self._lock:
+                        if space_id in self._marks:
+                            self._marks[space_id] = max(self._marks[space_id], upto)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database is away, say: the next look tries again, and the consumers'
+                # own re-checks read what they missed.
+                log.warning("stream relay look failed", exc_info=True)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _relay_look(marks: dict[int, int]) -> list[tuple[int, str, int]]:
+    """(space id, public id, mark) of the watched spaces whose event_seq is past their mark:
+    one query on the primary key, the relay's whole cost while nothing happens."""
+    rows = Space.objects.filter(pk__in=list(marks)).values_list("pk", "public_id", "event_seq")
+    return sorted((pk, public_id, marks[pk]) for pk, public_id, seq in rows if seq > marks[pk])
+
+
+def _relay_read(space_id: int, public_id: str, after: int) -> tuple[int, list[tuple[str, dict]]]:
+    """(new mark, channel-layer messages) for the events of SPACE_ID after seq AFTER."""
+    top, counts = space_state(space_id)
+    if top <= after:
+        return after, []
+    counts = counts_before(space_id, after, top, counts)
+    events = stored_space_events(
+        space_id, public_id, after, top, counts, RELAY_PAGE, with_prev=True
+    )
+    group = space_group(public_id)
+    messages: list[tuple[str, dict]] = []
+    for event in events:
+        messages.append((group, {"type": "stream.event", "event": event.space_envelope}))
+        messages.append(
+            (
+                job_group(event.envelope["jobId"]),
+                {"type": "stream.event", "event": event.envelope, "prev": event.prev},
+            )
+        )
+    # A full page: the rest on the next look. Otherwise everything up to `top` is sent (a seq
+    # missing from the range belonged to a job that retention deleted).
+    upto = events[-1].envelope["seq"] if len(events) == RELAY_PAGE else top
+    return upto, messages
+
+
+relay = LocalRelay()

@@ -131,7 +131,11 @@ async def test_a_read_key_gets_every_event_of_the_job_with_data(application, spa
         "spaceId": space.public_id,
         "attemptNumber": 0,
         "seq": 1,
+        "timestamp": init["timestamp"],
+        # The envelope's data: the job as it is when the stream opens.
+        "data": {"status": "pending", "progress": None},
     }
+    assert init["timestamp"].endswith("Z")
     await run_to_completion(space)
     received = [await socket.receive() for _ in LIFECYCLE]
     assert [e["type"] for e in received] == LIFECYCLE
@@ -143,7 +147,7 @@ async def test_a_read_key_gets_every_event_of_the_job_with_data(application, spa
         "jobName": "email.send",
         "spaceId": space.public_id,
         "status": "completed",
-        "attemptNumber": 1,
+        "attemptNumber": 0,
         "data": {"result": {"url": "https://cdn.example.com/x.png"}},
         "seq": 7,
         "timestamp": completed["timestamp"],
@@ -159,7 +163,7 @@ async def test_a_read_key_gets_every_event_of_the_job_with_data(application, spa
 
 
 # What a progress-only viewer may receive, field for field (docs/streams.md, "Job stream").
-PUBLIC_INIT_KEYS = {"type", "jobId", "status", "progress"}
+PUBLIC_INIT_KEYS = {"type", "jobId", "status", "progress", "timestamp", "data"}
 PUBLIC_EVENT_KEYS = {"type", "jobId", "status", "data", "timestamp"}
 
 
@@ -196,7 +200,14 @@ async def test_progress_viewers_get_exactly_the_documented_fields(application, c
 
     init = await socket.receive()
     assert set(init) == PUBLIC_INIT_KEYS
-    assert init == {"type": "init", "jobId": job.pk, "status": "pending", "progress": None}
+    assert init == {
+        "type": "init",
+        "jobId": job.pk,
+        "status": "pending",
+        "progress": None,
+        "timestamp": init["timestamp"],
+        "data": {"status": "pending", "progress": None},
+    }
 
     await run_to_completion(cast.space)
     progress = await socket.receive()
@@ -312,7 +323,7 @@ async def test_init_carries_the_latest_progress(application, space):
 async def test_the_public_progress_key_gets_the_progress_view(application, space):
     job = await create(space)
     socket = await open_socket(application, f"/api/v1/realtime/{job.pk}", space.public_progress_key)
-    assert set(await socket.receive()) == {"type", "jobId", "status", "progress"}
+    assert set(await socket.receive()) == PUBLIC_INIT_KEYS
     await socket.close()
 
 
@@ -377,11 +388,11 @@ async def test_pings_are_answered_and_other_json_is_ignored(application, space):
     socket = await open_socket(application, f"/api/v1/realtime/{job.pk}")
     await socket.receive()
     await socket.comm.send_json_to({"type": "ping"})
-    assert await socket.receive() == {"type": "pong"}
+    assert await socket.receive() == {"type": "pong", "data": {}}
     for ignored in ({"type": "hello"}, [1, 2], 42, "ping", {"type": "ping", "pad": "x" * 4000}):
         await socket.comm.send_to(text_data=json.dumps(ignored))
     # the last one is a ping just under the cap: answered, the socket stays open
-    assert await socket.receive() == {"type": "pong"}
+    assert await socket.receive() == {"type": "pong", "data": {}}
     assert await socket.silent()
     await socket.close()
 
@@ -483,13 +494,17 @@ async def test_the_space_stream_starts_with_connected_and_numbers_every_event(ap
     socket = await open_socket(application, f"/api/v1/realtime/spaces/{space.public_id}", token)
 
     connected = await socket.receive()
+    instance = streams.stream_instance_id(space.public_id)
+    counts = dict.fromkeys(queries.STATUSES, 0) | {"pending": 1}
     assert connected == {
         "type": "connected",
         "spaceId": space.public_id,
         "seq": 1,
-        "streamInstanceId": streams.stream_instance_id(space.public_id),
+        "streamInstanceId": instance,
         "missed": False,
-        "counts": dict.fromkeys(queries.STATUSES, 0) | {"pending": 1},
+        "counts": counts,
+        "timestamp": connected["timestamp"],
+        "data": {"streamInstanceId": instance, "missed": False, "counts": counts},
     }
     await create(space, "second")
     await run_to_completion(space)
@@ -623,10 +638,13 @@ async def test_counts_changes_without_an_event_are_sent(application, space):
     socket = await open_socket(application, f"/api/v1/realtime/spaces/{space.public_id}", token)
     await socket.receive()
     await database_sync_to_async(streams.adjust_counts)(space.pk, {"pending": -1})
-    assert await socket.receive() == {
+    message = await socket.receive()
+    assert message == {
         "type": "counts",
         "seq": 1,
         "counts": dict.fromkeys(queries.STATUSES, 0),
+        "timestamp": message["timestamp"],
+        "data": {"counts": dict.fromkeys(queries.STATUSES, 0)},
     }
     await socket.close()
 
