@@ -208,14 +208,19 @@ def error_info(exc: BaseException, *, limit: int = MAX_ERROR_CHARS) -> dict[str,
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
     message = str(exc) or cls.__name__
-    text = "".join(tb.format_exception(cls, exc, exc.__traceback__))
-    info = {"type": name, "message": message, "traceback": text}
+    report = tb.TracebackException.from_exception(exc)
+    lines = list(report.format())
+    info = {"type": name, "message": message, "traceback": "".join(lines)}
     if len(json.dumps(info)) <= limit:
         return info
     if len(json.dumps(message)) > limit // 4:
-        info["message"] = message = _fit(message, limit // 4, keep="start")
+        info["message"] = _fit(message, limit // 4, keep="start")
+        # The traceback ends with the exception line, message and all: end it with the cut one.
+        only = list(report.format_exception_only())
+        if only and lines[-len(only) :] == only:
+            lines = lines[: -len(only)] + [f"{cls.__qualname__}: {info['message']}\n"]
     room = limit - len(json.dumps({**info, "traceback": ""}))
-    info["traceback"] = _fit(text, max(0, room), keep="end")
+    info["traceback"] = _fit("".join(lines), max(0, room), keep="end")
     return info
 
 
