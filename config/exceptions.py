@@ -1,13 +1,19 @@
 """Every API error is JSON: {"error": <message>, "code": <machine code>, "details"?: {...}}.
 
 Domain errors (lib/errors.py) carry no HTTP status: this is the one place that gives each kind
-its status."""
+its status. DRF's exception handler covers the API views; ApiErrorsMiddleware covers what
+Django answers itself under /api/ (an unknown path, DEBUG's technical 404 page, a 405 from a
+plain view or an HTML renderer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -86,3 +92,57 @@ def json_404(request, exception=None):
 
 def json_500(request):
     return JsonResponse({"error": "Internal server error", "code": "server_error"}, status=500)
+
+
+API_PREFIX = "/api/"
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path == API_PREFIX.rstrip("/") or request.path.startswith(API_PREFIX)
+
+
+def as_json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """RESPONSE itself unless it is a 404 or 405 in HTML; then the API's JSON for it, worded
+    as json_404 and DRF's 405 word it. (Other refusals Django answers itself, such as a foreign
+    Host header's 400, keep their answer: the request log names their reason.)"""
+    if response.status_code not in (404, 405):
+        return response
+    if response.get("Content-Type", "").startswith("application/json"):
+        return response
+    if response.status_code == 404:
+        return json_404(request)
+    json_response = JsonResponse(
+        {"error": f'Method "{request.method}" not allowed.', "code": "method_not_allowed"},
+        status=405,
+    )
+    if "Allow" in response:
+        json_response["Allow"] = response["Allow"]
+    return json_response
+
+
+class ApiErrorsMiddleware:
+    """Under /api/, a 404 or 405 that Django or a template answered in HTML becomes JSON.
+
+    With DEBUG on, Django answers an unknown path with its technical 404 page (handler404 only
+    runs with DEBUG off), which lists every URL pattern; a client of the API gets the same
+    JSON whatever DEBUG says. An HTML renderer's error (the docs page's 405) is turned too.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        response = self.get_response(request)
+        return as_json_error(request, response) if _is_api(request) else response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        return as_json_error(request, response) if _is_api(request) else response

@@ -8,7 +8,7 @@ from . import docs, limits, views
 
 urlpatterns = [
     path("schema", docs.SchemaView.as_view(), name="jobs-api-schema"),
-    path("docs", docs.api_docs, name="jobs-api-docs"),
+    path("docs", docs.DocsView.as_view(), name="jobs-api-docs"),
     path("spaces/<str:spaceId>/jobs", views.SpaceJobsView.as_view(), name="jobs-api-jobs"),
     path("spaces/<str:spaceId>/jobs/poll", views.PollView.as_view(), name="jobs-api-poll"),
     path("spaces/<str:spaceId>/limits", limits.LimitListView.as_view(), name="jobs-api-limits"),

@@ -28,8 +28,9 @@ from lib.params import int_param
 from spaces import scopes
 from spaces.models import ApiKey
 
+from . import listing, throttling
 from . import serializers as s
-from . import throttling
+from .listing import text_param as _text_param
 from .parsers import CappedJSONParser, JSONLinesParser, NDJSONNewTypeParser, NDJSONParser
 
 # Events returned with a job (the most recent ones; the stream and admin have all of them).
@@ -204,73 +205,46 @@ class SpaceJobsView(ApiView):
         job.space = space
         return Response(s.created_json(job), status=201 if created else 200)
 
+    # The list's query string, read by DRF's filter and pagination shapes (listing.py); the
+    # OpenAPI document takes its parameters from the same classes.
+    filter_backends = [listing.JobFilter]
+    pagination_class = listing.JobPagination
+
     @extend_schema(
         operation_id="listJobs",
-        summary="List jobs, newest first",
+        summary="List jobs, newest first: a JSON array, the next page in the Link header",
         parameters=[
             OpenApiParameter(
-                "status", OpenApiTypes.STR, description="a status or comma-separated statuses"
-            ),
-            OpenApiParameter("name", OpenApiTypes.STR),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1-100, default 50"),
-            OpenApiParameter("offset", OpenApiTypes.INT, description="0-10000, default 0"),
-            OpenApiParameter(
-                "cursor", OpenApiTypes.STR, description="nextCursor of the previous page"
-            ),
+                "Link",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='`<URL of the next page>; rel="next"`; absent on the last page',
+            )
         ],
-        responses={200: s.JobListSerializer, **_errors(400, 401, 403, 404, 429)},
+        # A list serializer, not an OpenApiResponse: drf-spectacular then applies the filter
+        # and pagination classes (their parameters, and the page's schema).
+        responses={200: s.JobSerializer(many=True), **_errors(400, 401, 403, 404, 429)},
         tags=["jobs"],
     )
     def get(self, request: Request, spaceId: str) -> Response:
         self.check_space(spaceId)
-        params = request.query_params
-        errors: dict[str, list[str]] = {}
-        limit = int_param(params, "limit", default=50, low=1, high=100, errors=errors)
-        offset = int_param(params, "offset", default=0, high=10_000, errors=errors)
-        status_param = _text_param(params, "status", errors)
-        name_param = _text_param(params, "name", errors)
-        statuses = None
-        if status_param:
-            statuses = [v.strip() for v in status_param.split(",") if v.strip()]
-            bad = [v for v in statuses if v not in Job.Status.values]
-            if bad:
-                errors["status"] = [f"Unknown status: {', '.join(bad)}"]
-        cursor = params.get("cursor") or ""
-        if cursor and not _valid_id(cursor):
-            errors["cursor"] = ["Invalid cursor"]
-        if errors:
-            raise Invalid("validation_error", "Validation failed", details=errors)
-        page = queries.job_page(
-            self.key.space,
-            statuses=statuses,
-            name=name_param,
-            before=cursor,
-            offset=offset,
-            limit=limit,
+        listing.check_params(
+            request.query_params, (*listing.JobFilter.params, *listing.JobPagination.params)
         )
-        for job in page.jobs:
+        query = listing.JobQuery(self.key.space)
+        for backend in self.filter_backends:
+            query = backend().filter_queryset(request, query, self)
+        paginator = self.pagination_class()
+        jobs = paginator.paginate_queryset(query, request, self)
+        for job in jobs:
             job.space = self.key.space
-        return Response(
-            {
-                "jobs": [s.job_json(job) for job in page.jobs],
-                "limit": limit,
-                "offset": offset,
-                "nextCursor": page.older,
-            }
-        )
+        return paginator.get_paginated_response([s.job_json(job) for job in jobs])
 
 
 def _valid_id(value: str) -> bool:
     # Job ids are ULIDs: anything else is unknown without asking the database.
     return len(value) == 26 and value.isascii() and value.isalnum()
-
-
-def _text_param(params, name: str, errors: dict, max_length: int = 200) -> str:
-    value = params.get(name) or ""
-    if "\x00" in value or len(value) > max_length:
-        errors[name] = [f"Invalid value (at most {max_length} characters, no NUL)"]
-        return ""
-    return value
 
 
 # --- workers --------------------------------------------------------------------------------
@@ -320,7 +294,7 @@ class ClaimView(ApiView):
         operation_id="claimJob",
         summary="Claim one pending job",
         request=None,
-        responses={200: s.ClaimResponseSerializer, **_errors(401, 403, 404, 409, 429)},
+        responses={200: s.ClaimResponseSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
     def post(self, request: Request, jobId: str) -> Response:
@@ -493,7 +467,7 @@ class KillView(JobCallView):
     "Re-queue a dead or killed job with its attempts reset",
     None,
     tags="jobs",
-    errors=(401, 403, 404, 409, 429),
+    errors=(*COMMON, 409),
     claim=False,
 )
 class RetryView(JobCallView):

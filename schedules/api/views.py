@@ -9,7 +9,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api.serializers import created_json
+from jobs.api.docs import error_responses
+from jobs.api.serializers import JobCreatedSerializer, created_json
 from jobs.api.views import ApiView
 from lib import errors
 from spaces import scopes
@@ -18,6 +19,7 @@ from .. import services
 from ..models import Schedule
 from .serializers import ScheduleWriteSerializer, schedule_json
 
+TAGS = ["schedules"]
 # Schedules per space: enough for real use, bounded so one key cannot fill the table.
 MAX_SCHEDULES_PER_SPACE = 1000
 
@@ -39,10 +41,19 @@ class ScheduleListResponse(serializers.Serializer):
     schedules = ScheduleResponse(many=True)
 
 
-def _errors(*codes: int) -> dict:
-    from jobs.api.serializers import ErrorSerializer
+# The errors of a call that needs no body: one is still read, so its size, media type and JSON
+# are checked (_ScheduleView.get_schedule).
+BODY_READ = (400, 401, 403, 404, 413, 415, 429)
 
-    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
+
+def _errors(*codes: int) -> dict:
+    return error_responses(
+        *codes,
+        _404="Unknown schedule, or a spaceId that is not the key's space",
+        _409="A schedule with that name exists (`schedule_exists`)",
+        _400="Validation failed (`validation_error`), malformed JSON (`parse_error`) or too many "
+        "schedules (`too_many_schedules`)",
+    )
 
 
 class _ScheduleView(ApiView):
@@ -63,6 +74,8 @@ class ScheduleListView(_ScheduleView):
 
     @extend_schema(
         operation_id="listSchedules",
+        summary="List the space's schedules, by name",
+        tags=TAGS,
         responses={200: ScheduleListResponse, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, spaceId: str) -> Response:
@@ -74,6 +87,8 @@ class ScheduleListView(_ScheduleView):
 
     @extend_schema(
         operation_id="createSchedule",
+        summary="Create a schedule: a cron rhythm and the job it creates",
+        tags=TAGS,
         request=ScheduleWriteSerializer,
         responses={201: ScheduleResponse, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
     )
@@ -113,13 +128,18 @@ class ScheduleDetailView(_ScheduleView):
     }
 
     @extend_schema(
-        operation_id="getSchedule", responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)}
+        operation_id="getSchedule",
+        summary="A schedule with its next five runs",
+        tags=TAGS,
+        responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, spaceId: str, name: str) -> Response:
         return Response(schedule_json(self.get_schedule(spaceId, name), upcoming=5))
 
     @extend_schema(
         operation_id="updateSchedule",
+        summary="Change some of a schedule's fields; timing changes restart from now",
+        tags=TAGS,
         request=ScheduleWriteSerializer(partial=True),
         responses={200: ScheduleResponse, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
     )
@@ -151,7 +171,10 @@ class ScheduleDetailView(_ScheduleView):
         return Response(schedule_json(schedule, upcoming=5))
 
     @extend_schema(
-        operation_id="deleteSchedule", responses={204: None, **_errors(401, 403, 404, 429)}
+        operation_id="deleteSchedule",
+        summary="Delete a schedule (the jobs it created stay)",
+        tags=TAGS,
+        responses={204: None, **_errors(*BODY_READ)},
     )
     def delete(self, request: Request, spaceId: str, name: str) -> Response:
         self.get_schedule(spaceId, name).delete()
@@ -163,8 +186,10 @@ class SchedulePauseView(_ScheduleView):
 
     @extend_schema(
         operation_id="pauseSchedule",
+        summary="Pause a schedule: no runs until resumed",
+        tags=TAGS,
         request=None,
-        responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)},
+        responses={200: ScheduleResponse, **_errors(*BODY_READ)},
     )
     def post(self, request: Request, spaceId: str, name: str) -> Response:
         schedule = self.get_schedule(spaceId, name)
@@ -177,8 +202,10 @@ class ScheduleResumeView(_ScheduleView):
 
     @extend_schema(
         operation_id="resumeSchedule",
+        summary="Resume a paused schedule from now",
+        tags=TAGS,
         request=None,
-        responses={200: ScheduleResponse, **_errors(401, 403, 404, 429)},
+        responses={200: ScheduleResponse, **_errors(*BODY_READ)},
     )
     def post(self, request: Request, spaceId: str, name: str) -> Response:
         schedule = self.get_schedule(spaceId, name)
@@ -191,10 +218,12 @@ class ScheduleTriggerView(_ScheduleView):
 
     @extend_schema(
         operation_id="triggerSchedule",
+        summary="Create the schedule's job now, outside its rhythm",
+        tags=TAGS,
         request=None,
         responses={
-            201: OpenApiResponse(description="The job created"),
-            **_errors(400, 401, 403, 404, 429),
+            201: OpenApiResponse(JobCreatedSerializer, description="The job created"),
+            **_errors(*BODY_READ),
         },
     )
     def post(self, request: Request, spaceId: str, name: str) -> Response:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -40,6 +42,32 @@ def poll(api, space):
         return response.json()["jobs"]
 
     return do
+
+
+@pytest.fixture
+def list_pages(api, space):
+    """Every page of GET /spaces/{id}/jobs with PARAMS, following the Link header's next URL;
+    each page is the answer's bare array."""
+
+    def walk(params: dict | None = None, max_pages: int = 100) -> list[list[dict]]:
+        pages = []
+        response = api.get(f"/api/v1/spaces/{space.public_id}/jobs", params or {})
+        for _ in range(max_pages):
+            assert response.status_code == 200, response.content
+            pages.append(response.json())
+            link = response.get("Link")
+            if link is None:
+                return pages
+            match = NEXT_LINK.fullmatch(link)
+            assert match, link
+            response = api.get(match["url"])
+        raise AssertionError(f"more than {max_pages} pages")
+
+    return walk
+
+
+# `<url>; rel="next"` (RFC 8288), as the job list writes it.
+NEXT_LINK = re.compile(r'<(?P<url>[^>]+)>; rel="next"')
 
 
 def status_of(job_id: str) -> str:

@@ -33,7 +33,7 @@ def test_no_key_or_header_value_reaches_any_log_line(client, caplog):
 
     # when: an authenticated request, and one with a bad key in X-Api-Key
     ok = client.get(
-        url + "?token=query-secret-value",
+        url + "?q=query-secret-value",
         HTTP_AUTHORIZATION=f"Bearer {key}",
         HTTP_X_PUSH_SECRET="hunter2-header-value",
         HTTP_COOKIE="sessionid=hunter2-header-value",
