@@ -97,7 +97,7 @@ def describe_backoff(policy: Any, default: dict) -> str:
         words = f"exponential: {duration(base)} after the first failure, doubling each retry"
     if cap and (merged.get("type") != "fixed" or cap < base):
         words += f", at most {duration(cap)}"
-    if jitter:
+    if jitter and base > 0:
         words += ", with jitter (a random wait between half and all of it)"
     return words
 
