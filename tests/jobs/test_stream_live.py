@@ -112,11 +112,14 @@ def test_a_job_lifecycle_streams_live_and_replays_after_a_reconnect(server, spac
             connect(f"ws://{server}/api/v1/realtime/{job_id}") as public_ws,
         ):
             assert receive(job_ws)["type"] == "init"
-            assert receive(public_ws) == {
+            public_init = receive(public_ws)
+            assert public_init == {
                 "type": "init",
                 "jobId": job_id,
                 "status": "pending",
                 "progress": None,
+                "timestamp": public_init["timestamp"],
+                "data": {"status": "pending", "progress": None},
             }
             claim_id = post(f"/spaces/{space.public_id}/jobs/poll")["jobs"][0]["claimId"]
             api.headers["X-Claim-Id"] = claim_id
@@ -148,6 +151,9 @@ def test_a_job_lifecycle_streams_live_and_replays_after_a_reconnect(server, spac
         replayed = [receive(space_ws), receive(space_ws)]
         assert [(e["type"], e["seq"]) for e in replayed] == [("progress", 4), ("completed", 5)]
         assert replayed[1]["data"] == {"result": {"url": "s3://out.mp4"}}
+        # A count-changing event carries its counts when replayed too; progress has none.
+        assert "counts" not in replayed[0]
+        assert replayed[1]["counts"] == connected["counts"]
 
 
 def test_close_codes_reach_a_real_client(server, space):
