@@ -12,7 +12,8 @@ from jobyard import Client, errors
 
 @pytest.fixture
 def client(httpserver) -> Client:
-    return Client(httpserver.url_for("/"), "emit_test", "space1", timeout=5)
+    # retries=0: each test looks at one answer (retries: client/tests/test_retries.py)
+    return Client(httpserver.url_for("/"), "emit_test", "space1", timeout=5, retries=0)
 
 
 def _error(httpserver, method: str, path: str, status: int, body: dict, headers=None) -> None:
@@ -110,7 +111,7 @@ def test_a_non_json_error_page_is_a_server_error(httpserver, client):
 
 
 def test_an_unreachable_server_raises_unreachable():
-    client = Client("http://127.0.0.1:9", "emit_test", "s", timeout=2)
+    client = Client("http://127.0.0.1:9", "emit_test", "s", timeout=2, retries=0)
 
     with pytest.raises(errors.Unreachable):
         client.get("j1")

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from jobyard import Worker, errors
+from jobyard import Worker, errors, parse_error
 from jobyard.worker import SHUTDOWN_ERROR
 from tests import threads
 
@@ -75,7 +75,7 @@ def test_a_worker_processes_500_jobs_with_concurrency_8_exactly_once(client):
         # Polled with ack, a job goes straight to running: one "started", no "delivered".
         assert types["started"] == 1 and types["completed"] == 1, (job_id, types)
         assert types["delivered"] == 0 and types["retried"] == 0, (job_id, types)
-        assert job["attemptNumber"] == 1
+        assert job["attemptNumber"] == 0  # the first attempt (the server counts from 0)
     assert worker.stats == {"completed": 500, "failed": 0, "dropped": 0, "failed_back": 0}
 
 
@@ -90,7 +90,7 @@ def test_an_exception_becomes_a_failure_and_then_a_retry(client):
 
     def handle(job):
         attempts.append(job.attempt_number)
-        if job.attempt_number == 1:
+        if job.attempt_number == 0:
             raise RuntimeError("boom on the first attempt")
         return {"ok": True}
 
@@ -98,13 +98,16 @@ def test_an_exception_becomes_a_failure_and_then_a_retry(client):
     with running(worker):
         final = client.wait(job_id, timeout=60)
 
-    assert attempts == [1, 2]
+    assert attempts == [0, 1]
     assert final["status"] == "completed"
     assert final["result"] == {"ok": True}
-    assert final["attemptNumber"] == 2
+    assert final["attemptNumber"] == 1
     retried = [e for e in final["events"] if e["type"] == "retried"]
     assert len(retried) == 1
-    assert retried[0]["data"]["error"] == "boom on the first attempt"
+    error = parse_error(retried[0]["data"]["error"])
+    assert error["type"] == "RuntimeError"
+    assert error["message"] == "boom on the first attempt"
+    assert "in handle" in error["traceback"]
     assert worker.stats["failed"] == 1 and worker.stats["completed"] == 1
 
 
@@ -119,8 +122,12 @@ def test_a_permanent_failure_goes_dead_without_a_retry(client):
         final = client.wait(job_id, timeout=60)
 
     assert final["status"] == "dead"
-    assert final["error"] == "the payload is unusable"
-    assert final["attemptNumber"] == 1
+    assert parse_error(final["error"])["message"] == "the payload is unusable"
+    assert parse_error(final["error"])["type"] == "jobyard.errors.PermanentFailure"
+    assert final["attemptNumber"] == 0
+    # the worker's last word in the job's own log
+    fatal = client.logs(job_id, level="fatal")["logs"]
+    assert len(fatal) == 1 and "permanent failure" in fatal[0]["message"]
 
 
 def test_the_handle_reports_progress_checkpoints_events_and_logs(client):
@@ -172,7 +179,7 @@ def test_keepalives_keep_a_long_job_alive_past_its_timeout(client):
 
     # then it completed on its first attempt
     assert final["status"] == "completed"
-    assert final["attemptNumber"] == 1
+    assert final["attemptNumber"] == 0
     assert "keepalive" in _types(final) or final["result"] == {"done": True}
     assert worker.stats["completed"] == 1
 
@@ -290,7 +297,7 @@ def test_sigterm_fails_a_job_back_to_the_queue_after_the_grace_period(client, cr
     # Not stuck: back in the queue for its next attempt, and the untouched one still pending.
     job = client.get(job_id)
     assert job["status"] in ("pending", "scheduled"), out
-    assert job["attemptNumber"] == 2
+    assert job["attemptNumber"] == 1
     assert job["error"] == SHUTDOWN_ERROR
     assert client.get(other_id)["status"] == "pending"
     # ... and a new worker picks it up.
