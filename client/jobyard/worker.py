@@ -552,11 +552,22 @@ class Worker:
                 handle.cancel(exc)
                 self._dropped(handle)
                 return
+            if kind == "complete" and self._completed_already(handle):
+                # A complete that went through, and whose answer was lost: the retry got 409.
+                self._count("completed")
+                return
             log.info("job %s: outcome not accepted: %s", handle.id, exc)
             self._count("dropped")
         except errors.JobyardError as exc:
             log.error("job %s: could not report the outcome: %s", handle.id, exc)
             self._count("dropped")
+
+    def _completed_already(self, handle: JobHandle) -> bool:
+        try:
+            job = self.client.get(handle.id)
+        except errors.JobyardError:
+            return False
+        return job.get("status") == "completed"
 
     def _fail(self, handle: JobHandle, error: Any, retry: bool) -> Any:
         try:

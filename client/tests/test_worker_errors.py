@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from jobyard import PermanentFailure, Worker
+from jobyard import PermanentFailure, Worker, errors
 from jobyard.worker import JobHandle
 
 DESCRIPTOR = {
@@ -186,3 +186,50 @@ def test_an_unknown_log_level_is_refused(client):
 
     with pytest.raises(ValueError, match="log level"):
         handle.log("loud", "hello")
+
+
+def test_a_complete_whose_answer_was_lost_counts_as_completed(httpserver, client):
+    # The first complete went through but its answer was lost (a 502 from a proxy); the
+    # runner's retry then gets 409 invalid_transition, and the job itself says completed.
+    httpserver.expect_ordered_request("/api/v1/jobs/j1/complete", method="POST").respond_with_data(
+        "", status=502
+    )
+    httpserver.expect_ordered_request("/api/v1/jobs/j1/complete", method="POST").respond_with_json(
+        {"error": "Cannot complete a job that is completed", "code": "invalid_transition"},
+        status=409,
+    )
+    httpserver.expect_ordered_request("/api/v1/jobs/j1").respond_with_json(
+        {"id": "j1", "status": "completed"}
+    )
+    worker = Worker(lambda job: {"ok": True}, client=client, keepalive=False)
+    worker._with_retries = _retry_once(worker)  # no backoff sleeps
+
+    try:
+        worker.process(DESCRIPTOR)
+    finally:
+        worker.close()
+
+    assert worker.stats["completed"] == 1 and worker.stats["dropped"] == 0
+
+
+def test_a_complete_refused_for_a_dead_job_is_dropped(httpserver, client):
+    httpserver.expect_ordered_request("/api/v1/jobs/j1/complete", method="POST").respond_with_json(
+        {"error": "Cannot complete a job that is dead", "code": "invalid_transition"}, status=409
+    )
+    httpserver.expect_ordered_request("/api/v1/jobs/j1").respond_with_json(
+        {"id": "j1", "status": "dead"}
+    )
+
+    worker = _run(client, lambda job: {"ok": True})
+
+    assert worker.stats["completed"] == 0 and worker.stats["dropped"] == 1
+
+
+def _retry_once(worker):
+    def call(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except errors.TRANSIENT:
+            return fn(*args, **kwargs)
+
+    return call
