@@ -56,6 +56,12 @@ class Job(models.Model):
     progress = SafeJSONField(null=True, blank=True)
 
     claim_id = models.CharField(max_length=26, null=True, blank=True)
+    # The worker the job was last handed to (its X-Worker-Id, or "key:<prefix>" without one),
+    # written by the statement that claims it; "held" while delivered or running.
+    worker_id = models.CharField(max_length=200, null=True, blank=True)
+    # The last failed attempt: when, and its error's group (jobs/fingerprint.py).
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error_fingerprint = models.CharField(max_length=16, blank=True, default="")
     delivery_deadline = models.DateTimeField(null=True, blank=True)
     execution_deadline = models.DateTimeField(null=True, blank=True)
     log_seq = models.PositiveIntegerField(default=0)
@@ -117,6 +123,19 @@ class Job(models.Model):
                 fields=["space", "name"],
                 condition=Q(status__in=["delivered", "running"]),
                 name="job_inflight_name_idx",
+            ),
+            # workers view: WHERE space_id = ? AND worker_id = ? AND status IN (delivered, running)
+            models.Index(
+                fields=["space", "worker_id"],
+                condition=Q(status__in=["delivered", "running"]),
+                name="job_worker_held_idx",
+            ),
+            # errors view: WHERE space_id = ? AND error_fingerprint <> '' GROUP BY
+            # error_fingerprint (and one group's jobs: AND error_fingerprint = ?)
+            models.Index(
+                fields=["space", "error_fingerprint", "failed_at"],
+                condition=~Q(error_fingerprint=""),
+                name="job_error_group_idx",
             ),
             # retention: WHERE space_id = ? AND status IN (finished) AND completed_at < cutoff
             models.Index(
@@ -229,3 +248,120 @@ class NameLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: concurrency={self.concurrency} rate={self.rate}"
+
+
+# --- the operator's figures (jobs/rollups.py, jobs/workers.py; docs/dashboard.md) ------------
+
+
+class WorkerSighting(models.Model):
+    """A worker seen polling: by the id it sends (X-Worker-Id) or, without one, by its key.
+
+    Written at most once per SIGHTING_EVERY seconds per worker and process (jobs/workers.py),
+    never per poll."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    worker_id = models.CharField(max_length=200)
+    key = models.ForeignKey("spaces.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "worker_id"], name="workersighting_unique"),
+        ]
+        indexes = [
+            # space list: the latest sighting per space
+            models.Index(fields=["space", "-last_seen_at"], name="workersighting_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} ({self.last_seen_at})"
+
+
+class NameRollup(models.Model):
+    """Per (space, job name, minute): what happened, from the job events (jobs/rollups.py).
+
+    Run and wait times are kept as counts per fixed log bucket (rollups.BOUNDS_MS), which give
+    p50/p95 of any range of minutes without storing samples."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    bucket = models.DateTimeField()  # the minute's start, UTC
+    created = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)  # failed attempts (retried or dead)
+    dead = models.PositiveIntegerField(default=0)
+    run_hist = models.JSONField(default=list)
+    run_ms_sum = models.BigIntegerField(default=0)
+    wait_hist = models.JSONField(default=list)
+    wait_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "name", "bucket"], name="namerollup_unique"),
+        ]
+        indexes = [
+            # overview: WHERE space_id = ? AND bucket >= now - 1 h; pruning: bucket < cutoff
+            models.Index(fields=["space", "bucket"], name="namerollup_recent_idx"),
+            models.Index(fields=["bucket"], name="namerollup_prune_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.bucket}"
+
+
+class WorkerRollup(models.Model):
+    """Per (space, worker, minute): attempts the worker finished, from the job events."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    worker_id = models.CharField(max_length=200)
+    bucket = models.DateTimeField()
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "worker_id", "bucket"], name="workerrollup_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["space", "bucket"], name="workerrollup_recent_idx"),
+            models.Index(fields=["bucket"], name="workerrollup_prune_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} @ {self.bucket}"
+
+
+class NameState(models.Model):
+    """Jobs of one name per active status now, moved by the rollup from each event's
+    (previous_status -> status), as the sequencer moves the space's counts."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    scheduled = models.IntegerField(default=0)
+    pending = models.IntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "name"], name="namestate_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.pending} pending, {self.running} running"
+
+
+class RollupCursor(models.Model):
+    """How far the rollup has read a space's events: the last seq applied."""
+
+    space = models.OneToOneField(
+        Space, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.space_id} @ {self.seq}"

@@ -29,6 +29,7 @@ from spaces import auth as spaces_auth
 from spaces.models import Space
 
 from . import events, flow, wakeup
+from .fingerprint import fingerprint
 from .models import Job, JobLog, NameLimit
 from .queries import attempt
 
@@ -220,19 +221,24 @@ def _space_paused(space: Space) -> bool:
 
 
 def poll_jobs(
-    space: Space, *, count: int = 1, names: list[str] | None = None, ack: bool = False
+    space: Space,
+    *,
+    count: int = 1,
+    names: list[str] | None = None,
+    ack: bool = False,
+    worker_id: str | None = None,
 ) -> list[Job]:
     """Atomically claim up to COUNT pending jobs (optionally only NAMES), in queue order.
 
     With ACK the jobs go straight to running (the execution deadline starts), saving the worker
-    its ack call.
+    its ack call. WORKER_ID is stored on each claimed job (the workers view's "holds now").
     """
     count = max(1, min(int(count), MAX_POLL_COUNT))
     if _space_paused(space):
         return []
     now = timezone.now()
     if connection.vendor == "postgresql":
-        claimed = _poll_postgres(space, count, names, ack, now)
+        claimed = _poll_postgres(space, count, names, ack, now, worker_id)
         if claimed is not None:
             return claimed  # no per-name limit applies: one statement did it all
     with transaction.atomic():
@@ -240,10 +246,10 @@ def poll_jobs(
         # none (SQLite, or limits removed since the statement above looked).
         allowances = flow.lock_allowances(space.pk, names, now)
         if allowances:
-            ids = _claim_limited(space, count, names, ack, now, allowances)
+            ids = _claim_limited(space, count, names, ack, now, allowances, worker_id)
             flow.save_allowances(allowances)
         else:
-            ids = _claim_portable(space, count, names, ack, now)
+            ids = _claim_portable(space, count, names, ack, now, worker_id)
         jobs = list(Job.objects.filter(id__in=ids)) if ids else []
         if not jobs:
             return []
@@ -256,7 +262,12 @@ def poll_jobs(
 
 
 def _poll_postgres(
-    space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
+    space: Space,
+    count: int,
+    names: list[str] | None,
+    ack: bool,
+    now: datetime,
+    worker_id: str | None = None,
 ) -> list[Job] | None:
     """The whole poll as one statement: the claimed jobs, or None when per-name limits apply.
 
@@ -296,6 +307,7 @@ def _poll_postgres(
             UPDATE jobs_job AS j
             SET status = %s,
                 claim_id = (%s::varchar[])[picked.rn],
+                worker_id = %s,
                 {deadline_column} = %s + make_interval(secs => j.timeout_seconds),
                 {other_deadline} = NULL,
                 delivered_at = %s,
@@ -320,7 +332,7 @@ def _poll_postgres(
     params.append(space.pk)
     if names:
         params.append(list(names))
-    params += [count, status, claim_ids, now, now, now]
+    params += [count, status, claim_ids, worker_id, now, now, now]
     if ack:
         params.append(now)
     params += [event_type, now]
@@ -355,7 +367,12 @@ _TRANSITION_COLUMNS = ", ".join(
 
 
 def _claim_portable(
-    space: Space, count: int, names: list[str] | None, ack: bool, now: datetime
+    space: Space,
+    count: int,
+    names: list[str] | None,
+    ack: bool,
+    now: datetime,
+    worker_id: str | None = None,
 ) -> list[str]:
     # SQLite: the surrounding transaction is IMMEDIATE, so it holds the write lock from its
     # first statement and no other claim can interleave. (PostgreSQL polls here only in the
@@ -366,7 +383,7 @@ def _claim_portable(
     if connection.vendor == "postgresql":
         qs = qs.select_for_update(skip_locked=True)
     jobs = list(qs.order_by("-priority", "available_at", "id")[:count])
-    return _mark_claimed(jobs, ack, now)
+    return _mark_claimed(jobs, ack, now, worker_id)
 
 
 def _claim_limited(
@@ -376,6 +393,7 @@ def _claim_limited(
     ack: bool,
     now: datetime,
     allowances: dict[str, flow.Allowance],
+    worker_id: str | None = None,
 ) -> list[str]:
     """Claim in queue order while honouring per-name limits (their rows are locked by now).
 
@@ -400,19 +418,22 @@ def _claim_limited(
         if not candidates:
             break
         chosen, exhausted = flow.pick(candidates, allowances, count - len(claimed), now)
-        claimed += _mark_claimed(chosen, ack, now)
+        claimed += _mark_claimed(chosen, ack, now, worker_id)
         if len(chosen) == len(candidates):
             break  # took everything offered: either COUNT is reached or the queue is empty
         blocked |= exhausted
     return claimed
 
 
-def _mark_claimed(jobs: list[Job], ack: bool, now: datetime) -> list[str]:
+def _mark_claimed(
+    jobs: list[Job], ack: bool, now: datetime, worker_id: str | None = None
+) -> list[str]:
     claimed: list[str] = []
     for job in jobs:
         updates: dict[str, Any] = {
             "status": Status.RUNNING if ack else Status.DELIVERED,
             "claim_id": _new_claim_id(),
+            "worker_id": worker_id,
             "delivered_at": now,
             "updated_at": now,
             "delivery_count": job.delivery_count + 1,
@@ -433,7 +454,7 @@ def _mark_claimed(jobs: list[Job], ack: bool, now: datetime) -> list[str]:
     return claimed
 
 
-def claim_job(space: Space, job_id: str) -> Job:
+def claim_job(space: Space, job_id: str, *, worker_id: str | None = None) -> Job:
     """Claim one pending job by id (the HTTP push receiver's call)."""
     job = Job.objects.filter(pk=job_id, space=space).only("id", "status").first()
     if job is None:
@@ -459,6 +480,7 @@ def claim_job(space: Space, job_id: str) -> Job:
             flow.save_allowances(allowances)
         job.status = Status.DELIVERED
         job.claim_id = _new_claim_id()
+        job.worker_id = worker_id
         job.delivered_at = now
         job.delivery_deadline = now + timedelta(seconds=job.timeout_seconds)
         job.execution_deadline = None
@@ -476,6 +498,7 @@ def claim_job(space: Space, job_id: str) -> Job:
 _CLAIM_FIELDS = [
     "status",
     "claim_id",
+    "worker_id",
     "delivered_at",
     "delivery_deadline",
     "execution_deadline",
@@ -513,6 +536,8 @@ _SAVE_FIELDS = [
     "completed_at",
     "result",
     "last_error",
+    "failed_at",
+    "error_fingerprint",
     "updated_at",
 ]
 
@@ -953,6 +978,9 @@ def _fail_locked(locked: Job, error: str, retry: bool, now: datetime) -> events.
     """Apply a failed attempt to a locked job; returns the unsaved event. Caller saves."""
     previous = locked.status
     locked.last_error = error
+    # The errors view groups failures by this (jobs/fingerprint.py): an indexed GROUP BY.
+    locked.failed_at = now
+    locked.error_fingerprint = fingerprint(error)
     locked.delivery_deadline = None
     locked.execution_deadline = None
     locked.claim_id = None
@@ -1140,6 +1168,8 @@ def _sweep_step(kind: str, now: datetime) -> int:
                 if job.delivery_count > job.max_retries + EXTRA_DELIVERIES:
                     job.status = Status.DEAD
                     job.last_error = DELIVERY_TIMEOUT_ERROR
+                    job.failed_at = now
+                    job.error_fingerprint = fingerprint(DELIVERY_TIMEOUT_ERROR)
                     job.completed_at = now
                     job.delivery_count = 0
                     built.append(
