@@ -392,3 +392,11 @@ def stored_envelopes(
     if limit is not None:
         rows = rows[:limit]
     return [envelope(row, space_public_id) for row in rows]
+
+
+def failure_events(job, limit: int) -> list[JobEvent]:
+    """The newest LIMIT `retried` and `dead` events of JOB (each carries the error of the
+    attempt that failed), oldest first: the job page's attempts, however many progress events
+    came in between. Walks JOB's events through the (job, id) index."""
+    rows = JobEvent.objects.filter(job=job, type__in=("retried", "dead")).order_by("-id")[:limit]
+    return list(reversed(rows))
