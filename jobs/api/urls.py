@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import docs, limits, views
+from . import docs, limits, operator, views
 
 urlpatterns = [
     path("schema", docs.SchemaView.as_view(), name="jobs-api-schema"),
@@ -16,6 +16,21 @@ urlpatterns = [
         "spaces/<str:spaceId>/limits/<str:name>",
         limits.LimitDetailView.as_view(),
         name="jobs-api-limit",
+    ),
+    path("spaces/<str:spaceId>/workers", operator.WorkersView.as_view(), name="jobs-api-workers"),
+    path(
+        "spaces/<str:spaceId>/overview", operator.OverviewView.as_view(), name="jobs-api-overview"
+    ),
+    path("spaces/<str:spaceId>/errors", operator.ErrorGroupsView.as_view(), name="jobs-api-errors"),
+    path(
+        "spaces/<str:spaceId>/errors/<str:fingerprint>/retry",
+        operator.ErrorGroupRetryView.as_view(),
+        name="jobs-api-error-retry",
+    ),
+    path(
+        "spaces/<str:spaceId>/errors/<str:fingerprint>/kill",
+        operator.ErrorGroupKillView.as_view(),
+        name="jobs-api-error-kill",
     ),
     # The batch routes come before jobs/<id>: "complete" is not a job id.
     path("jobs/complete", views.BatchCompleteView.as_view(), name="jobs-api-complete-batch"),
