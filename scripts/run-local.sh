@@ -16,8 +16,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# config.serve is uvicorn with a graceful stop (requests in flight finish on SIGTERM). One
-# process: the in-memory channel layer of the embedded default does not cross processes.
+# config.serve is uvicorn with a graceful stop (requests in flight finish on SIGTERM). One web
+# process on the embedded default; the in-memory channel layer does not cross processes, so the
+# web process's stream relay (docs/streams.md, "Several processes on the embedded default")
+# brings the scheduler's and the worker's events to open streams within a look (0.25 s).
 WEB_CONCURRENCY=1 "$PY" -m config.serve -b 127.0.0.1 -p "$PORT" config.asgi:application & pids+=($!)
 "$BIN/celery" -A config worker --loglevel=WARNING --pool=threads --concurrency=4 & pids+=($!)
 "$PY" manage.py run_scheduler & pids+=($!)
