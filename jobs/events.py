@@ -27,9 +27,20 @@ log = logging.getLogger(__name__)
 # the types notifications plan on (notifications/outbox.py). tests/jobs/test_events_vocabulary.py
 # holds them to what jobs/services.py and the callback transport record.
 
-# Each moves the job to another status ("created": into its first one).
+# Each moves the job to another status ("created": into its first one). "blocked": a job
+# cancelled with its parent waits for its parents again, the parent retried (jobs/workflows.py).
 TRANSITION_TYPES = frozenset(
-    {"created", "pending", "delivered", "started", "retried", "completed", "dead", "killed"}
+    {
+        "created",
+        "pending",
+        "delivered",
+        "started",
+        "retried",
+        "completed",
+        "dead",
+        "killed",
+        "blocked",
+    }
 )
 # The transitions after which a job may be waiting in the queue (then with status pending):
 # new, due (its time came, its delivery timed out, a retry by hand) or failed with attempts left.

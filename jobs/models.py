@@ -17,6 +17,8 @@ def new_job_id() -> str:
 
 class Job(models.Model):
     class Status(models.TextChoices):
+        # Waiting for its parents (dependsOn, jobs/workflows.py): never polled nor claimable.
+        BLOCKED = "blocked", "Blocked"
         SCHEDULED = "scheduled", "Scheduled"
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
@@ -26,7 +28,7 @@ class Job(models.Model):
         KILLED = "killed", "Killed"
 
     TERMINAL = (Status.COMPLETED, Status.DEAD, Status.KILLED)
-    ACTIVE = (Status.SCHEDULED, Status.PENDING, Status.DELIVERED, Status.RUNNING)
+    ACTIVE = (Status.BLOCKED, Status.SCHEDULED, Status.PENDING, Status.DELIVERED, Status.RUNNING)
 
     id = models.CharField(primary_key=True, max_length=26, default=new_job_id, editable=False)
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="jobs")
@@ -65,6 +67,16 @@ class Job(models.Model):
     delivery_deadline = models.DateTimeField(null=True, blank=True)
     execution_deadline = models.DateTimeField(null=True, blank=True)
     log_seq = models.PositiveIntegerField(default=0)
+
+    # Workflows (jobs/workflows.py, docs/workflows.md). On a child: its parents, how many of
+    # them are not finished yet (blocked until 0) and what a failed parent does to it. On a
+    # parent: whether any job depends on it, so a plain job's lifecycle never looks.
+    parent_count = models.PositiveSmallIntegerField(default=0)
+    waiting_parents = models.PositiveSmallIntegerField(default=0)
+    on_parent_failure = models.CharField(
+        max_length=6, choices=[("cancel", "Cancel"), ("run", "Run")], default="cancel"
+    )
+    has_children = models.BooleanField(default=False)
 
     delivered_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +149,8 @@ class Job(models.Model):
                 condition=~Q(error_fingerprint=""),
                 name="job_error_group_idx",
             ),
+            # workflow repair: WHERE status = 'blocked' AND id > ? ORDER BY id
+            models.Index(fields=["id"], condition=Q(status="blocked"), name="job_blocked_idx"),
             # retention: WHERE space_id = ? AND status IN (finished) AND completed_at < cutoff
             models.Index(
                 fields=["space", "status", "completed_at"],
@@ -159,6 +173,34 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class JobDependency(models.Model):
+    """One edge of a workflow: CHILD waits for PARENT (jobs/workflows.py).
+
+    Both jobs are of one space and the parent existed before the child, so edges never form a
+    cycle. Later kinds of flow (a group's completion step, concurrency per key) get tables of
+    their own beside this one; an edge stays parent -> child.
+    """
+
+    # Indexed by the unique (parent, child) constraint: a parent's children.
+    parent = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="child_links", db_index=False
+    )
+    # Indexed by (child, position): a child's parents, in the order dependsOn gave them.
+    child = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="parent_links", db_index=False
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "child"], name="jobdependency_unique"),
+        ]
+        indexes = [models.Index(fields=["child", "position"], name="jobdependency_child_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} after {self.parent_id}"
 
 
 class JobEvent(models.Model):

@@ -2,7 +2,8 @@
 
 Each space keeps completed jobs for `retention_completed_days` (default 14) and dead or killed
 jobs for `retention_failed_days` (default 30), counted from the job's completed_at (the time it
-finished, for all three). 0 keeps them forever.
+finished, for all three). 0 keeps them forever. A parent whose children still wait (blocked)
+is kept until they no longer do (docs/workflows.md).
 
 Other apps keep rows about jobs (notifications keeps its delivery records) and take part through
 two hooks, connected in their AppConfig.ready(), so this module imports none of them:
@@ -32,7 +33,7 @@ from django.utils import timezone
 
 from spaces.models import Space
 
-from . import streams
+from . import streams, workflows
 from .models import Job, JobEvent, JobLog
 
 log = logging.getLogger(__name__)
@@ -156,10 +157,13 @@ def _prune_jobs_batch(
         # Selected and locked inside the transaction: a row that another pass or a redrive
         # holds is skipped, and one that changed status since is no longer matched.
         # job_finished_idx: (space, status, completed_at) WHERE status IN (finished).
+        # A parent whose children still wait for it is kept (jobs/workflows.py): they read
+        # its result when they run, and their counters count it.
+        due = Job.objects.filter(
+            space_id__in=space_ids, status__in=list(statuses), completed_at__lt=cutoff
+        )
         rows = list(
-            Job.objects.filter(
-                space_id__in=space_ids, status__in=list(statuses), completed_at__lt=cutoff
-            )
+            workflows.without_waiting_children(due)
             .order_by()
             .select_for_update(skip_locked=True)
             .values_list("id", "space_id", "status")[:limit]

@@ -28,7 +28,7 @@ from lib import errors
 from spaces import auth as spaces_auth
 from spaces.models import Space
 
-from . import events, flow, wakeup
+from . import events, flow, wakeup, workflows
 from .fingerprint import fingerprint
 from .models import Job, JobLog, NameLimit
 from .queries import attempt
@@ -95,6 +95,9 @@ def _build(space: Space, data: dict, now: datetime) -> Job:
 
 def create_job(space: Space, data: dict) -> tuple[Job, bool]:
     """Create one job; (job, created). A repeat of an idempotency key returns the existing job."""
+    if data.get("depends_on"):
+        # A child of other jobs: linked to its parents in one transaction (jobs/workflows.py).
+        return _create_with_retry(space, [data], array=False)[0]
     key = data.get("idempotency_key")
     job = _build(space, data, timezone.now())
     # Nothing to look up and nothing that can collide without a key: on PostgreSQL the job
@@ -169,14 +172,18 @@ def create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
     """Create many jobs in one transaction with one bulk insert; results in input order."""
     if len(items) > MAX_BULK_CREATE:
         raise errors.Invalid("too_many_jobs", f"At most {MAX_BULK_CREATE} jobs per request")
+    return _create_with_retry(space, items, array=True)
+
+
+def _create_with_retry(space: Space, items: list[dict], *, array: bool) -> list[tuple[Job, bool]]:
     try:
-        return _create_jobs(space, items)
+        return _create_jobs(space, items, array=array)
     except IntegrityError:
         # Lost an idempotency-key race with a concurrent create: redo it, now seeing the winner.
-        return _create_jobs(space, items)
+        return _create_jobs(space, items, array=array)
 
 
-def _create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
+def _create_jobs(space: Space, items: list[dict], *, array: bool) -> list[tuple[Job, bool]]:
     now = timezone.now()
     with transaction.atomic():
         keys = {d["idempotency_key"] for d in items if d.get("idempotency_key") is not None}
@@ -198,11 +205,17 @@ def _create_jobs(space: Space, items: list[dict]) -> list[tuple[Job, bool]]:
                 existing[key] = job  # a duplicate key later in the same batch maps to this one
             new_jobs.append(job)
             results.append((job, True))
+        # dependsOn: parents resolved and locked, children set blocked, before the insert.
+        links = None
+        if workflows.wants_links(items):
+            links = workflows.link(space.pk, items, results, array=array)
         if new_jobs:
             Job.objects.bulk_create(new_jobs)
             events.record_many(
                 events.build(job, "created", previous_status=None) for job in new_jobs
             )
+            if links is not None:
+                workflows.finish_links(links, now)
             if any(job.status == Status.PENDING for job in new_jobs):
                 _notify_pending_on_commit([space.pk])
         return results
@@ -240,6 +253,7 @@ def poll_jobs(
     if connection.vendor == "postgresql":
         claimed = _poll_postgres(space, count, names, ack, now, worker_id)
         if claimed is not None:
+            workflows.attach_parents(claimed)  # a query only when a job has parents
             return claimed  # no per-name limit applies: one statement did it all
     with transaction.atomic():
         # Per-name limits (jobs/flow.py), their rows locked; an empty dict when the space has
@@ -258,6 +272,7 @@ def poll_jobs(
             events.build(job, "started" if ack else "delivered", previous_status=Status.PENDING)
             for job in jobs
         )
+    workflows.attach_parents(jobs)
     return jobs
 
 
@@ -487,6 +502,7 @@ def claim_job(space: Space, job_id: str, *, worker_id: str | None = None) -> Job
         job.delivery_count += 1
         job.save(update_fields=_CLAIM_FIELDS)
         events.record(job, "delivered", previous_status=Status.PENDING)
+    workflows.attach_parents([job])
     return job
 
 
@@ -612,8 +628,10 @@ def _in_one_statement(
     event_data: str,
     event_params: list,
     moves_status: bool,
+    only_if: str = "",
 ) -> bool:
-    """The transition as one statement; False (nothing written) when its checks fail."""
+    """The transition as one statement; False (nothing written) when its checks fail, or when
+    ONLY_IF (a fixed SQL condition on the row `j`) does not hold."""
     if connection.vendor != "postgresql":
         return False
     # The old row is locked first (FOR UPDATE sees the latest committed version), so its
@@ -625,7 +643,7 @@ def _in_one_statement(
             UPDATE jobs_job AS j SET {sets}, updated_at = %s
               FROM old
              WHERE j.id = old.id AND old.status = ANY(%s)
-               AND (%s::varchar IS NULL OR j.claim_id = %s)
+               AND (%s::varchar IS NULL OR j.claim_id = %s) {only_if}
             RETURNING {_TRANSITION_COLUMNS}, old.status AS old_status
         ), ev AS (
             INSERT INTO jobs_jobevent (job_id, space_id, type, status, previous_status, data,
@@ -867,6 +885,9 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
         event_data="%s",
         event_params=[_json_param(events.JobEvent, "data", {"result": result})],
         moves_status=True,
+        # A parent releases its children in its own transaction: the locking path below.
+        # A plain job (no children, the flag false) keeps the one statement.
+        only_if="AND NOT j.has_children",
     ):
         return job
     with transaction.atomic():
@@ -882,6 +903,7 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
         locked.execution_deadline = None
         locked.save(update_fields=_COMPLETE_FIELDS)
         events.record(locked, "completed", {"result": result}, previous_status=previous)
+        workflows.parents_finished([locked], now)
     _refresh(job, locked)
     return job
 
@@ -951,6 +973,7 @@ def complete_jobs(space: Space, items: list[tuple[str, str | None, Any]]) -> lis
             if not common:
                 Job.objects.bulk_update(done, ["result"])
             events.record_many(built)
+            workflows.parents_finished(done, now)
     return out
 
 
@@ -1009,6 +1032,7 @@ def fail_job(job: Job, error: str, *, retry: bool = True, claim_id: str | None =
         event = _fail_locked(locked, error, retry, now)
         locked.save(update_fields=_SAVE_FIELDS)
         events.record_many([event])
+        workflows.parents_finished([locked], now)  # when it died
         if locked.status == Status.PENDING:
             _notify_pending_on_commit([locked.space_id])
     _refresh(job, locked)
@@ -1030,6 +1054,7 @@ def kill_job(job: Job, reason: str | None = None) -> Job:
         locked.execution_deadline = None
         locked.save(update_fields=_SAVE_FIELDS)
         events.record(locked, "killed", {"reason": reason}, previous_status=previous)
+        workflows.parents_finished([locked], now)
     _refresh(job, locked)
     return job
 
@@ -1058,6 +1083,7 @@ def retry_job(job: Job) -> Job:
         event = _requeue_for_retry(locked, now)
         locked.save(update_fields=_SAVE_FIELDS)
         events.record_many([event])
+        workflows.parents_retried([locked], now)  # the children it cancelled come back
         _notify_pending_on_commit([locked.space_id])
     _refresh(job, locked)
     return job
@@ -1109,6 +1135,7 @@ def bulk_kill(queryset: QuerySet, reason: str | None = None) -> int:
                 )
             _save_batch(jobs, now)
             events.record_many(built)
+            workflows.parents_finished(jobs, now)
             done += len(jobs)
     return done
 
@@ -1124,6 +1151,7 @@ def bulk_retry(queryset: QuerySet) -> int:
             built = [_requeue_for_retry(job, now) for job in jobs]
             _save_batch(jobs, now)
             events.record_many(built)
+            workflows.parents_retried(jobs, now)
             _notify_pending_on_commit({job.space_id for job in jobs})
             done += len(jobs)
     return done
@@ -1188,6 +1216,7 @@ def _sweep_step(kind: str, now: datetime) -> int:
                 built.append(_fail_locked(job, "timeout", True, now))
         _save_batch(jobs, now)
         events.record_many(built)
+        workflows.parents_finished(jobs, now)  # the ones that died
         _notify_pending_on_commit({j.space_id for j in jobs if j.status == Status.PENDING})
         return len(jobs)
 

@@ -11,6 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs import workflows
 from jobs.models import Job, JobLog
 from jobs.queries import attempt, iso
 from jobs.services import LOG_LEVELS, MAX_POLL_COUNT, payload_size
@@ -121,6 +122,37 @@ HeadersField = extend_schema_field({"type": "object", "additionalProperties": {"
 )
 
 
+class DependsOnField(serializers.Field):
+    """dependsOn: job ids of the space, or (in an array create) positions of earlier items."""
+
+    def to_internal_value(self, data):
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise serializers.ValidationError("A list of job ids (or positions in an array)")
+        if len(data) > workflows.MAX_PARENTS:
+            raise serializers.ValidationError(f"At most {workflows.MAX_PARENTS} parents")
+        refs: list[str | int] = []
+        for ref in data:
+            if isinstance(ref, int) and not isinstance(ref, bool):
+                refs.append(ref)
+            elif isinstance(ref, str) and len(ref) == 26 and ref.isascii() and ref.isalnum():
+                refs.append(ref.upper())
+            else:
+                raise serializers.ValidationError(
+                    "Each item is a job id or the position of an earlier item in the array"
+                )
+        return list(dict.fromkeys(refs))
+
+    def to_representation(self, value):
+        return value
+
+
+DependsOnField = extend_schema_field(
+    {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}
+)(DependsOnField)
+
+
 class JobCreateSerializer(serializers.Serializer):
     name = StrictCharField(min_length=1, max_length=200)
     payload = AnyJSONField(required=False, allow_null=True, default=None)
@@ -151,6 +183,18 @@ class JobCreateSerializer(serializers.Serializer):
     callbackHeaders = HeadersField(  # noqa: N815
         source="callback_headers", required=False, allow_null=True
     )
+    # Workflows (docs/workflows.md): the jobs this one waits for, and what a failed one does.
+    dependsOn = DependsOnField(source="depends_on", required=False, allow_null=True)  # noqa: N815
+    onParentFailure = serializers.ChoiceField(  # noqa: N815
+        source="on_parent_failure", choices=workflows.POLICIES, required=False
+    )
+
+    def validate(self, attrs):
+        if attrs.get("depends_on") and attrs.get("scheduled_for") is not None:
+            raise serializers.ValidationError(
+                {"scheduledFor": ["A job with dependsOn starts when its parents are done"]}
+            )
+        return attrs
 
     def validate_payload(self, value):
         if value is not None and payload_size(value) > MAX_PAYLOAD_BYTES:
@@ -232,6 +276,15 @@ class PollSerializer(serializers.Serializer):
         return attrs
 
 
+class ParentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    result = AnyJSONField(allow_null=True)
+    resultTruncated = serializers.BooleanField(required=False)  # noqa: N815
+    error = serializers.CharField(required=False, allow_null=True)
+
+
 class DescriptorSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
@@ -243,6 +296,7 @@ class DescriptorSerializer(serializers.Serializer):
     claimId = serializers.CharField()  # noqa: N815
     status = serializers.CharField()
     priority = serializers.IntegerField()
+    parents = ParentSerializer(many=True)
 
 
 def descriptor_json(job: Job) -> dict:
@@ -257,6 +311,8 @@ def descriptor_json(job: Job) -> dict:
         "claimId": job.claim_id,
         "status": job.status,
         "priority": job.priority,
+        # The parents' outcomes (jobs/workflows.py attach_parents); [] for a plain job.
+        "parents": getattr(job, "workflow_parents", None) or [],
     }
 
 

@@ -19,7 +19,7 @@ from jobs.models import JobEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every module that writes lifecycle events (the lifecycle, and the callback transport).
-RECORDERS = ("jobs/services.py", "notifications/transports/callback.py")
+RECORDERS = ("jobs/services.py", "jobs/workflows.py", "notifications/transports/callback.py")
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
@@ -89,8 +89,9 @@ def test_the_vocabulary_is_consistent():
     assert not events.TRANSITION_TYPES & events.REPORT_TYPES
     assert not events.CALLBACK_TYPES & (events.TRANSITION_TYPES | events.REPORT_TYPES)
     assert events.LIFECYCLE_TYPES <= events.RESERVED_TYPES
-    # The 17 names reserved before the vocabulary was written down once.
-    assert len(events.RESERVED_TYPES) == 17
+    # The 17 names reserved before the vocabulary was written down once, and "blocked"
+    # (workflows: a cancelled child waiting again).
+    assert len(events.RESERVED_TYPES) == 18
 
 
 def test_the_users_derive_their_sets_from_it():
@@ -101,6 +102,7 @@ def test_the_users_derive_their_sets_from_it():
     assert metrics.KNOWN_EVENT_TYPES == events.LIFECYCLE_TYPES
     # the same sets as when notifications wrote them down themselves
     assert sorted(outbox.RELEVANT_TYPES) == [
+        "blocked",
         "completed",
         "created",
         "dead",
@@ -136,6 +138,11 @@ def test_a_whole_lifecycle_stores_only_vocabulary_types(space):
         # scheduled, then due (pending)
         services.create_job(space, {"name": "c", "scheduled_for": T0 + timedelta(seconds=5)})
         services.sweep(now=T0 + timedelta(seconds=5))
+        # a child cancelled with its parent, blocked again when the parent is retried
+        parent, _ = services.create_job(space, {"name": "d"})
+        services.create_job(space, {"name": "e", "depends_on": [parent.pk]})
+        services.kill_job(parent, "stop")
+        services.retry_job(parent)
 
     stored = set(JobEvent.objects.filter(space=space).values_list("type", flat=True))
 
