@@ -71,12 +71,16 @@ class Job(models.Model):
     # Workflows (jobs/workflows.py, docs/workflows.md). On a child: its parents, how many of
     # them are not finished yet (blocked until 0) and what a failed parent does to it. On a
     # parent: whether any job depends on it, so a plain job's lifecycle never looks.
-    parent_count = models.PositiveSmallIntegerField(default=0)
-    waiting_parents = models.PositiveSmallIntegerField(default=0)
+    # Defaults in the database too: rows inserted by plain SQL (bench/, restores) are plain jobs.
+    parent_count = models.PositiveSmallIntegerField(default=0, db_default=0)
+    waiting_parents = models.PositiveSmallIntegerField(default=0, db_default=0)
     on_parent_failure = models.CharField(
-        max_length=6, choices=[("cancel", "Cancel"), ("run", "Run")], default="cancel"
+        max_length=6,
+        choices=[("cancel", "Cancel"), ("run", "Run")],
+        default="cancel",
+        db_default="cancel",
     )
-    has_children = models.BooleanField(default=False)
+    has_children = models.BooleanField(default=False, db_default=False)
 
     delivered_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
