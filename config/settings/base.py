@@ -223,6 +223,9 @@ STREAM_EPOCH = env.int("STREAM_EPOCH", default=1)
 # The most events a reconnecting client is replayed (in pages of 1,000) before it is told to
 # refetch instead: enough for a minute of fan-out outage at 150 transitions per second.
 STREAM_REPLAY_LIMIT = env.int("STREAM_REPLAY_LIMIT", default=10_000)
+# In-memory channel layer only (no REDIS_URL): how often a web process with open streams looks
+# for events other processes committed (the scheduler, Celery); 0 turns that off.
+STREAM_RELAY_SECONDS = env.float("STREAM_RELAY_SECONDS", default=0.25)
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
