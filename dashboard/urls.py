@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import operator, views
 
 # Names carry the app prefix; the job page's path is part of the cross-team contract
 # (notifications link to {PUBLIC_URL}/spaces/<space id>/jobs/<job id>).
@@ -121,6 +121,14 @@ urlpatterns = [
         name="dashboard-schedule-delete",
     ),
     path("spaces/<str:public_id>/limits/", views.space_limits, name="dashboard-limits"),
+    path("spaces/<str:public_id>/workers/", operator.space_workers, name="dashboard-workers"),
+    path("spaces/<str:public_id>/overview/", operator.space_overview, name="dashboard-overview"),
+    path("spaces/<str:public_id>/errors/", operator.space_errors, name="dashboard-errors"),
+    path(
+        "spaces/<str:public_id>/errors/<str:fingerprint>/",
+        operator.error_group_action,
+        name="dashboard-error-group",
+    ),
     path("spaces/<str:public_id>/pause/", views.space_pause, name="dashboard-space-pause"),
     path("spaces/<str:public_id>/resume/", views.space_resume, name="dashboard-space-resume"),
     path("spaces/<str:public_id>/delete/", views.space_delete, name="dashboard-space-delete"),
