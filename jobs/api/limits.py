@@ -7,7 +7,7 @@ DELETE /api/v1/spaces/{spaceId}/limits/{name}   limits:write
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +17,7 @@ from jobs.models import NameLimit
 from lib import errors
 from spaces import scopes
 
-from .serializers import ErrorSerializer
+from .docs import error_responses
 from .views import ApiView
 
 MAX_LIMITS_PER_SPACE = 1000
@@ -50,7 +50,7 @@ class LimitListSerializer(serializers.Serializer):
 
 
 def _errors(*codes: int) -> dict:
-    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
+    return error_responses(*codes, _404="No limit for that name, or a spaceId not the key's")
 
 
 class LimitListView(ApiView):
@@ -58,8 +58,9 @@ class LimitListView(ApiView):
 
     @extend_schema(
         operation_id="listLimits",
+        summary="List the space's limits, by name",
         responses={200: LimitListSerializer, **_errors(401, 403, 404, 429)},
-        tags=["flow control"],
+        tags=["limits"],
     )
     def get(self, request: Request, spaceId: str) -> Response:
         self.check_space(spaceId)
@@ -74,9 +75,10 @@ class LimitDetailView(ApiView):
 
     @extend_schema(
         operation_id="setLimit",
+        summary="Set the concurrency and/or rate limit of one job name",
         request=LimitBodySerializer,
         responses={200: LimitSerializer, **_errors(400, 401, 403, 404, 413, 415, 429)},
-        tags=["flow control"],
+        tags=["limits"],
     )
     def put(self, request: Request, spaceId: str, name: str) -> Response:
         self.check_space(spaceId)
@@ -98,8 +100,9 @@ class LimitDetailView(ApiView):
 
     @extend_schema(
         operation_id="deleteLimit",
-        responses={204: None, **_errors(401, 403, 404, 429)},
-        tags=["flow control"],
+        summary="Remove the limit of one job name",
+        responses={204: None, **_errors(400, 401, 403, 404, 413, 415, 429)},
+        tags=["limits"],
     )
     def delete(self, request: Request, spaceId: str, name: str) -> Response:
         self.check_space(spaceId)
