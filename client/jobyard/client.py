@@ -43,6 +43,9 @@ _CREATE_FIELDS = {
     "priority": "priority",
     "idempotency_key": "idempotencyKey",
     "backoff": "backoff",
+    # Workflows (docs/workflows.md): job ids, or in create_many positions of earlier jobs.
+    "depends_on": "dependsOn",
+    "on_parent_failure": "onParentFailure",
 }
 _API_FIELDS = frozenset(_CREATE_FIELDS.values())
 
@@ -278,11 +281,19 @@ class Client:
         priority: int | None = None,
         idempotency_key: str | None = None,
         backoff: Mapping[str, Any] | None = None,
+        depends_on: Iterable[str] | None = None,
+        on_parent_failure: str | None = None,
     ) -> dict[str, Any]:
         """Create one job: ``{id, spaceId, status, realtimeUrl}``.
 
         A repeat with the same ``idempotency_key`` returns the job made the first time. Without
         one the client makes up a key, so its own retries of this call never make two jobs.
+
+        ``depends_on`` lists the ids of jobs this one waits for: it is ``blocked`` until they
+        are done, then runs with their results in ``job.parents``. ``on_parent_failure``
+        (``"cancel"``, the server's default, or ``"run"``) says what a dead or killed parent
+        does to it. In ``create_many`` a job may name earlier jobs of the same call by their
+        position (an int).
         """
         body = job_fields(
             {
@@ -296,6 +307,8 @@ class Client:
                 "priority": priority,
                 "idempotency_key": idempotency_key or new_idempotency_key(),
                 "backoff": backoff,
+                "depends_on": list(depends_on) if depends_on is not None else None,
+                "on_parent_failure": on_parent_failure,
             }
         )
         return self.request(

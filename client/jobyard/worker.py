@@ -121,6 +121,8 @@ class JobHandle:
         self.timeout_seconds: int = int(descriptor.get("timeoutSeconds") or 300)
         self.created_at: str | None = descriptor.get("createdAt")
         self.claim_id: str | None = descriptor.get("claimId")
+        # The jobs this one waited for (dependsOn): [{id, name, status, result, ...}].
+        self.parents: list[dict[str, Any]] = list(descriptor.get("parents") or [])
         self.cancelled = threading.Event()
         # "killed" or "stale_claim" once the server said so (see cancel()).
         self.cancel_reason: str | None = None
