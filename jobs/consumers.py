@@ -152,7 +152,7 @@ def public_event(envelope: dict) -> dict[str, Any] | None:
         return None
     view = {name: envelope.get(name) for name in PUBLIC_EVENT_FIELDS}
     view["data"] = (
-        _only(envelope.get("data"), PUBLIC_PROGRESS_FIELDS) if kind == "progress" else None
+        _only(envelope.get("data"), PUBLIC_PROGRESS_FIELDS) if kind == "progress" else {}
     )
     return view
 

@@ -362,7 +362,9 @@ def envelope(row: dict, space_public_id: str) -> dict:
         "spaceId": space_public_id,
         "status": row["status"],
         "attemptNumber": attempt(row["attempt_number"]),
-        "data": row["data"],
+        # Always an object for events that carry nothing (`created`): streams send the envelope
+        # with `data` on every message.
+        "data": {} if row["data"] is None else row["data"],
         "seq": row["seq"],
         "timestamp": iso(row["created_at"]),
     }
