@@ -395,13 +395,6 @@ class JobDetailSerializer(JobSerializer):
     events = EventSerializer(many=True)
 
 
-class JobListSerializer(serializers.Serializer):
-    jobs = JobSerializer(many=True)
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
-    nextCursor = serializers.CharField(allow_null=True)  # noqa: N815
-
-
 class ProgressBodySerializer(serializers.Serializer):
     percent = StrictNumberField(min_value=0, max_value=100)
     message = StrictCharField(min_length=1, max_length=2000)
