@@ -1,6 +1,11 @@
 """The emit.run job API, to the letter: each behaviour its documentation states and a client can
 depend on, pinned by name (docs/api.md, "Compatibility"). The deliberate differences are pinned
 here too, so none changes by accident.
+
+The stream rules are pinned beside the stream tests, which need their WebSocket fixtures:
+every message has `data` and replayed or gap-filled events carry `counts`
+(tests/jobs/test_stream_envelope.py); events committed by another process reach the streams on
+the embedded default within a second (tests/jobs/test_stream_relay.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,22 @@ def test_poll_filter_precedence_is_types_then_type_then_names_then_name(create, 
     assert [j["id"] for j in poll(type="b", names=["c"], name="d")] == [ids["b"]]
     assert [j["id"] for j in poll(names=["c"], name="d")] == [ids["c"]]
     assert [j["id"] for j in poll(name="d")] == [ids["d"]]
+
+
+# --- the job list ----------------------------------------------------------------------------
+
+
+def test_the_job_list_is_a_bare_array_with_the_next_page_in_a_link_header(
+    api, space, create, list_pages
+):
+    ids = [create(name=f"n{i}") for i in range(5)]
+
+    first = api.get(f"/api/v1/spaces/{space.public_id}/jobs", {"limit": 2})
+    pages = list_pages({"limit": 2})
+
+    assert isinstance(first.json(), list) and 'rel="next"' in first["Link"]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [job["id"] for page in pages for job in page] == list(reversed(ids))
 
 
 # --- attemptNumber counts from 0 ---------------------------------------------------------------
