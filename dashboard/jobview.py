@@ -260,3 +260,56 @@ def _run_summary(run: list[JobEvent]) -> str:
         )
         return f"{total} lines"
     return ""
+
+
+# --- the workflow graph ----------------------------------------------------------------------
+
+# Spacing of the job page's workflow graph (SVG user units): between jobs of one level, between
+# levels, and a node's radius.
+GRAPH_DX = 28
+GRAPH_DY = 48
+GRAPH_R = 8
+
+
+@dataclass
+class GraphNode:
+    job: Any
+    x: float
+    y: float
+    current: bool
+
+
+@dataclass
+class GraphLayout:
+    """A workflow drawn top-down, roots first: nodes at (x, y), edges as line segments."""
+
+    width: float
+    height: float
+    nodes: list[GraphNode]
+    edges: list[tuple[float, float, float, float]]
+    truncated: bool
+
+
+def workflow_layout(graph: Any, current_id: str) -> GraphLayout:
+    """Place GRAPH (jobs/workflows.py workflow_graph: levels and edges) for an inline SVG;
+    each level is centred on the widest one."""
+    widest = max((len(level) for level in graph.levels), default=1)
+    width = widest * GRAPH_DX + GRAPH_DX
+    at: dict[str, tuple[float, float]] = {}
+    nodes: list[GraphNode] = []
+    for depth, level in enumerate(graph.levels):
+        offset = (width - len(level) * GRAPH_DX) / 2 + GRAPH_DX / 2
+        for index, job in enumerate(level):
+            x, y = offset + index * GRAPH_DX, GRAPH_DY / 2 + depth * GRAPH_DY
+            at[job.pk] = (x, y)
+            nodes.append(GraphNode(job=job, x=x, y=y, current=job.pk == current_id))
+    edges = [
+        (*at[parent], *at[child]) for parent, child in graph.edges if parent in at and child in at
+    ]
+    return GraphLayout(
+        width=width,
+        height=len(graph.levels) * GRAPH_DY,
+        nodes=nodes,
+        edges=edges,
+        truncated=graph.truncated,
+    )

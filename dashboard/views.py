@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import flow, queries
+from jobs import flow, queries, workflows
 from jobs.models import Job, JobLog, NameLimit
 from lib import errors
 from lib.params import int_param
@@ -529,6 +529,11 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
             )
     from jobs.services import DEFAULT_BACKOFF
 
+    parents, children, graph = [], [], None
+    if job.parent_count or job.has_children:
+        # A job of a workflow (docs/workflows.md): its neighbours and the whole graph.
+        parents, children = workflows.relatives(job)
+        graph = jobview.workflow_layout(workflows.workflow_graph(job), job.pk)
     context = {
         "space": space,
         "org": space.organization,
@@ -550,6 +555,9 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
         "can_kill": job.status in Job.ACTIVE,
         "can_retry": job.status in (Job.Status.DEAD, Job.Status.KILLED),
         "stream_url": f"/api/v1/realtime/{job.id}",
+        "parents": parents,
+        "children": children,
+        "graph": graph,
     }
     template = "dashboard/_job_live.html" if request.GET.get("fragment") else "dashboard/job.html"
     return render(request, template, context)
