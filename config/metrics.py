@@ -278,6 +278,79 @@ class DatabaseCollector:
         )
         spaces_truncated.add_metric([], 1 if truncated else 0)
         yield from (info, jobs, paused, age, seq, deliveries, spaces_truncated)
+        yield from per_name_metrics([(row[0], row[1]) for row in rows], now)
+
+
+# Per space, the job names with the most volume (pending + in flight + finished in the last
+# hour) get series of their own; the rest are summed under name="_other", so a producer that
+# invents names cannot grow the label set: at most METRICS_NAMES_PER_SPACE + 1 names a space.
+METRICS_NAMES_PER_SPACE = 10
+OTHER_NAMES = "_other"
+
+
+def per_name_metrics(spaces: list[tuple[int, str]], now) -> Iterator[Metric]:
+    """Gauges per (space, job name) from the rollup tables (jobs/rollups.py): no job counted.
+
+    The oldest pending age is read for the top names with pending jobs (a skip scan each) and
+    not for "_other"."""
+    from jobs import rollups
+
+    pending = GaugeMetricFamily(
+        "jobyard_name_pending", "Pending jobs per space and job name.", labels=["space", "name"]
+    )
+    running = GaugeMetricFamily(
+        "jobyard_name_running",
+        "Jobs delivered or running per space and job name.",
+        labels=["space", "name"],
+    )
+    age = GaugeMetricFamily(
+        "jobyard_name_oldest_pending_age_seconds",
+        "Seconds the oldest pending job of the name has waited (0 when none; not for _other).",
+        labels=["space", "name"],
+    )
+    completed = GaugeMetricFamily(
+        "jobyard_name_completed_last_hour",
+        "Jobs of the name completed in the last hour.",
+        labels=["space", "name"],
+    )
+    failed = GaugeMetricFamily(
+        "jobyard_name_failed_last_hour",
+        "Failed attempts (retried or dead) of the name in the last hour.",
+        labels=["space", "name"],
+    )
+    for start in range(0, len(spaces), 500):
+        chunk = dict(spaces[start : start + 500])
+        ids = list(chunk)
+        hour = rollups.hour_figures(ids, now)
+        state = rollups.states(ids)
+        per_space: dict[int, dict[str, list[int]]] = {}
+        for space_id, name in set(hour) | set(state):
+            h, st = hour.get((space_id, name)), state.get((space_id, name))
+            figures = [
+                max(st.pending, 0) if st else 0,
+                max(st.delivered, 0) + max(st.running, 0) if st else 0,
+                h.completed if h else 0,
+                h.failed if h else 0,
+            ]
+            if any(figures):
+                per_space.setdefault(space_id, {})[name] = figures
+        for space_id, names in per_space.items():
+            public_id = chunk[space_id]
+            ranked = sorted(names.items(), key=lambda item: (-sum(item[1]), item[0]))
+            top, rest = ranked[:METRICS_NAMES_PER_SPACE], ranked[METRICS_NAMES_PER_SPACE:]
+            if rest:
+                top.append((OTHER_NAMES, [sum(f[i] for _, f in rest) for i in range(4)]))
+            for name, (p, r, c, f) in top:
+                labels = [public_id, name]
+                pending.add_metric(labels, p)
+                running.add_metric(labels, r)
+                completed.add_metric(labels, c)
+                failed.add_metric(labels, f)
+                if name == OTHER_NAMES:
+                    continue
+                oldest = rollups.oldest_pending(space_id, name) if p else None
+                age.add_metric(labels, max((now - oldest).total_seconds(), 0) if oldest else 0)
+    yield from (pending, running, age, completed, failed)
 
 
 DATABASE_COLLECTOR = DatabaseCollector()

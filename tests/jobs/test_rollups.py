@@ -149,3 +149,46 @@ def test_the_overview_reads_a_fixed_number_of_queries(
     # the rollup, the states, the limits, then one skip scan per name with pending jobs
     with django_assert_max_num_queries(3 + 3):
         assert len(rollups.overview(space)) == 3
+
+
+def test_per_name_gauges_are_bounded_per_space(space, monkeypatch, clock):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from config import metrics
+
+    roll(space)
+    monkeypatch.setattr(metrics, "METRICS_NAMES_PER_SPACE", 2)
+    for name, n in (("big", 3), ("mid", 2), ("s1", 1), ("s2", 1)):
+        for _ in range(n):
+            create_job(space, name)
+    roll(space)
+    clock.shift(30)
+
+    class Collector:
+        def collect(self):
+            yield from metrics.per_name_metrics(
+                [(space.pk, space.public_id)], metrics.timezone.now()
+            )
+
+    registry = CollectorRegistry()
+    registry.register(Collector())
+    text = generate_latest(registry).decode()
+    pending = {
+        line.split('name="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("jobyard_name_pending{")
+    }
+    assert pending == {"big": 3.0, "mid": 2.0, "_other": 2.0}
+    assert (
+        f'jobyard_name_oldest_pending_age_seconds{{name="big",space="{space.public_id}"}} 30.0'
+        in text
+    )
+    assert 'name="_other"' not in "".join(
+        line for line in text.splitlines() if line.startswith("jobyard_name_oldest")
+    )
+
+
+def create_job(space, name):
+    from jobs.services import create_job as create
+
+    create(space, {"name": name})
