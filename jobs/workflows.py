@@ -321,9 +321,12 @@ def _kill(children: list[Job], now: datetime) -> None:
 def parents_retried(parents: Iterable[Job], now: datetime | None = None) -> None:
     """PARENTS (dead or killed) were just re-queued in the caller's transaction: the children
     they cancelled come back (blocked again, transitively), and blocked "run" children that
-    had counted them as finished wait for them again."""
-    frontier = [p for p in parents if p.has_children]
+    had counted them as finished wait for them again. A retried job that is itself a child
+    waits again for its parents not finished."""
+    parents = list(parents)
     now = now or timezone.now()
+    _wait_again([p for p in parents if p.parent_count], now)
+    frontier = [p for p in parents if p.has_children]
     seen: set[str] = set()
     while frontier:
         seen |= {p.pk for p in frontier}
@@ -356,6 +359,26 @@ def parents_retried(parents: Iterable[Job], now: datetime | None = None) -> None
             restored.append(child)
             _block_again(child, waiting, now)
         frontier = [c for c in restored if c.has_children]
+
+
+def _wait_again(jobs: list[Job], now: datetime) -> None:
+    """Retried JOBS that have parents not finished wait for them again (blocked) rather than
+    run before them. With every parent finished they stay pending: a retry by hand runs the
+    job even after a failed parent, with the parents' outcomes in its descriptor."""
+    if not jobs:
+        return
+    state = parent_state([job.pk for job in jobs])
+    for job in jobs:
+        waiting, _ = state.get(job.pk, (0, 0))
+        if not waiting:
+            continue
+        previous = job.status
+        job.status = Status.BLOCKED
+        job.waiting_parents = waiting
+        Job.objects.filter(pk=job.pk).update(
+            status=Status.BLOCKED, waiting_parents=waiting, updated_at=now
+        )
+        events.record(job, "blocked", {"reason": "waiting_for_parents"}, previous_status=previous)
 
 
 def _block_again(child: Job, waiting: int, now: datetime) -> None:

@@ -515,3 +515,28 @@ def test_retention_keeps_a_parent_whose_children_still_wait(space):
         retention.prune_expired()
 
     assert not Job.objects.filter(pk=a.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_retried_child_waits_again_for_parents_not_finished(space):
+    parent = _create(space, "p")
+    child = _create(space, "c", depends_on=[parent.pk])
+    services.kill_job(Job(pk=child.pk, space_id=space.pk), reason="by hand")
+
+    retried = services.retry_job(Job(pk=child.pk, space_id=space.pk))
+
+    assert retried.status == "blocked"
+    assert (_status(child), _row(child).waiting_parents) == ("blocked", 1)
+    _run(space, parent)
+    assert _status(child) == "pending"
+
+
+@pytest.mark.django_db
+def test_a_retried_child_of_a_dead_parent_runs_by_hand(space):
+    parent = _create(space, "p")
+    child = _create(space, "c", depends_on=[parent.pk])
+    _fail(space, parent)
+
+    services.retry_job(Job(pk=child.pk, space_id=space.pk))
+
+    assert _status(child) == "pending"
