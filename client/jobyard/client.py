@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -148,6 +149,8 @@ class Client:
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": USER_AGENT,
+                # The server's workers view names this process by it (docs/dashboard.md).
+                "X-Worker-Id": f"{socket.gethostname()}:{os.getpid()}"[:200],
             }
         )
         self.session = session
