@@ -49,6 +49,9 @@ class Job(models.Model):
     available_at = models.DateTimeField(default=timezone.now)
     backoff = models.JSONField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # Per-key flow control (jobs/flow.py): a customer or tenant id; the name's limit per key
+    # then holds for each distinct value. Null: bound by the name's limits only.
+    concurrency_key = models.CharField(max_length=200, null=True, blank=True)
 
     callback_url = models.CharField(max_length=2000, blank=True, default="")
     callback_headers = EncryptedJSONField(default=dict, blank=True)  # values are secrets
@@ -139,6 +142,14 @@ class Job(models.Model):
                 fields=["space", "name"],
                 condition=Q(status__in=["delivered", "running"]),
                 name="job_inflight_name_idx",
+            ),
+            # per-key limits: SELECT name, concurrency_key, count(*) WHERE space_id = ?
+            #   AND name IN (...) AND status IN ('delivered', 'running')
+            #   AND concurrency_key IS NOT NULL GROUP BY name, concurrency_key
+            models.Index(
+                fields=["space", "name", "concurrency_key"],
+                condition=Q(status__in=["delivered", "running"], concurrency_key__isnull=False),
+                name="job_inflight_key_idx",
             ),
             # workers view: WHERE space_id = ? AND worker_id = ? AND status IN (delivered, running)
             models.Index(
@@ -271,7 +282,8 @@ class JobLog(models.Model):
 
 class NameLimit(models.Model):
     """Flow control for one job name in a space: how many may be delivered or running at once
-    (`concurrency`) and how many may be handed out per second (`rate`, a token bucket).
+    (`concurrency`) and how many may be handed out per second (`rate`, a token bucket); and the
+    same for each distinct concurrency key of the name (`key_concurrency`, `key_rate`).
 
     Poll and claim lock this row while they hand out jobs of this name, so the limits hold
     under concurrent pollers; names without a row are never slowed by it.
@@ -281,6 +293,9 @@ class NameLimit(models.Model):
     name = models.CharField(max_length=200)
     concurrency = models.PositiveIntegerField(null=True, blank=True)
     rate = models.FloatField(null=True, blank=True)
+    # For each distinct Job.concurrency_key of this name (jobs without a key: not bound).
+    key_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    key_rate = models.FloatField(null=True, blank=True)
     # Token bucket state for `rate`: tokens left at `refilled_at` (capacity: one second's worth).
     tokens = models.FloatField(default=0)
     refilled_at = models.DateTimeField(null=True, blank=True)
@@ -294,6 +309,31 @@ class NameLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: concurrency={self.concurrency} rate={self.rate}"
+
+
+class KeyBucket(models.Model):
+    """The token bucket of one concurrency key under a limit's `key_rate`, made on demand.
+
+    Read and written only under the NameLimit row's lock (jobs/flow.py). A key without a row
+    has a full bucket, so rows idle long enough to be full again are deleted."""
+
+    limit = models.ForeignKey(NameLimit, on_delete=models.CASCADE, related_name="key_buckets")
+    key = models.CharField(max_length=200)
+    tokens = models.FloatField(default=0)
+    refilled_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # the poll's upsert of touched buckets (ON CONFLICT (limit_id, key))
+            models.UniqueConstraint(fields=["limit", "key"], name="keybucket_unique_key"),
+        ]
+        indexes = [
+            # poll: WHERE limit_id = ? AND refilled_at > ? (buckets not full), and pruning
+            models.Index(fields=["limit", "refilled_at"], name="keybucket_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.limit_id}/{self.key}: {self.tokens}"
 
 
 # --- the operator's figures (jobs/rollups.py, jobs/workers.py; docs/dashboard.md) ------------

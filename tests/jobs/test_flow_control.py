@@ -209,8 +209,15 @@ def test_the_api_sets_lists_and_removes_limits(space):
     url = f"/api/v1/spaces/{space.public_id}/limits"
     response = client.put(f"{url}/email", {"concurrency": 2, "rate": 5}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"name": "email", "concurrency": 2, "rate": 5.0}
-    assert client.get(url).json() == {"limits": [{"name": "email", "concurrency": 2, "rate": 5.0}]}
+    expected = {
+        "name": "email",
+        "concurrency": 2,
+        "rate": 5.0,
+        "keyConcurrency": None,
+        "keyRate": None,
+    }
+    assert response.json() == expected
+    assert client.get(url).json() == {"limits": [expected]}
     stored = NameLimit.objects.get(space=space, name="email")
     assert (stored.concurrency, stored.rate) == (2, 5.0)
     assert client.delete(f"{url}/email").status_code == 204
