@@ -28,13 +28,26 @@ tables they read. docs/dashboard.md explains each figure.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Aggregate,
+    Count,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+)
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -575,11 +588,9 @@ def workers(space: Space, now: datetime | None = None) -> list[WorkerFigures]:
     held: dict[str, list[str]] = defaultdict(list)
     counts: dict[str, int] = {}
     if names:
+        counts = _held_counts(space.pk, names)
         in_flight = Job.objects.filter(
             space=space, worker_id__in=names, status__in=(Status.DELIVERED, Status.RUNNING)
-        )
-        counts = dict(
-            in_flight.values("worker_id").annotate(n=Count("id")).values_list("worker_id", "n")
         )
         for worker, job_id in in_flight.order_by("-id").values_list("worker_id", "id")[
             : HELD_SHOWN * len(names)
@@ -611,6 +622,30 @@ def workers(space: Space, now: datetime | None = None) -> list[WorkerFigures]:
             )
         )
     return out
+
+
+# Jobs held are counted up to this many per worker (shown as "1000+" beyond), so a worker
+# holding a flood costs a bounded index range, not a count of all it holds.
+HELD_CAP = 1000
+
+
+def _held_counts(space_id: int, names: list[str]) -> dict[str, int]:
+    """Jobs delivered or running per worker of NAMES, each count capped at HELD_CAP + 1: one
+    statement, a LIMITed probe of the held-jobs index per worker."""
+    jobs, sightings = Job._meta.db_table, WorkerSighting._meta.db_table
+    marks = ", ".join(["%s"] * len(names))
+    sql = f"""
+        SELECT s.worker_id, (
+            SELECT COUNT(*) FROM {jobs} j WHERE j.id IN (
+                SELECT h.id FROM {jobs} h
+                 WHERE h.space_id = s.space_id AND h.worker_id = s.worker_id
+                   AND h.status IN ('delivered', 'running')
+                 LIMIT %s))
+          FROM {sightings} s WHERE s.space_id = %s AND s.worker_id IN ({marks})
+    """  # noqa: S608 - table names from model metadata, values are parameters
+    with connection.cursor() as c:
+        c.execute(sql, [HELD_CAP + 1, space_id, *names])
+        return {worker: int(n) for worker, n in c.fetchall()}
 
 
 def last_seen(space_ids: list[int]) -> dict[int, datetime]:
@@ -672,6 +707,24 @@ def valid_fingerprint(value: str) -> bool:
     return bool(FINGERPRINT_RE.match(value or ""))
 
 
+class _DistinctNames(Aggregate):
+    """The distinct values of a text column in a group: an array on PostgreSQL, a JSON array
+    (text) on SQLite; read with `_names_list`."""
+
+    function = "ARRAY_AGG"
+    template = "%(function)s(DISTINCT %(expressions)s)"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra)
+
+
+def _names_list(value) -> list[str]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return sorted(value or [])[:NAMES_SHOWN]
+
+
 def error_groups(space: Space, *, limit: int = GROUPS_SHOWN) -> list[ErrorGroup]:
     """Failures of SPACE grouped by fingerprint, the most recently seen first: how many jobs,
     how many dead, the job names, first and last seen, and a sample job with its error. An
@@ -687,26 +740,16 @@ def error_groups(space: Space, *, limit: int = GROUPS_SHOWN) -> list[ErrorGroup]
             first=Min("failed_at"),
             last=Max("failed_at"),
             sample=Max("id"),
+            names=_DistinctNames("name"),
         )
         .order_by("-last", "error_fingerprint")[:limit]
     )
     if not rows:
         return []
-    fingerprints = [r["error_fingerprint"] for r in rows]
     samples = {
         job["id"]: job["last_error"]
         for job in Job.objects.filter(id__in=[r["sample"] for r in rows]).values("id", "last_error")
     }
-    names: dict[str, list[str]] = defaultdict(list)
-    for fp, name in (
-        Job.objects.filter(space=space, error_fingerprint__in=fingerprints)
-        .exclude(status=Status.COMPLETED)
-        .values_list("error_fingerprint", "name")
-        .distinct()
-        .order_by("error_fingerprint", "name")
-    ):
-        if len(names[fp]) < NAMES_SHOWN:
-            names[fp].append(name)
     out = []
     for r in rows:
         error = samples.get(r["sample"], "")
@@ -720,7 +763,7 @@ def error_groups(space: Space, *, limit: int = GROUPS_SHOWN) -> list[ErrorGroup]
                 sample_job_id=r["sample"],
                 sample_error=error,
                 template=error_template(error),
-                names=names.get(r["error_fingerprint"], []),
+                names=_names_list(r["names"]),
             )
         )
     return out
