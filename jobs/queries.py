@@ -10,7 +10,8 @@ and the metrics each parse their own input and render their own pages, and ask h
 
 Every query here is bounded: lists walk the (space, [status | name], -id) indexes with a keyset
 cursor (OFFSET only as far as the API allows, never COUNT(*) over the table), text search scans
-at most SEARCH_WINDOW of the newest jobs below the cursor, and counts come from the counters
+at most SEARCH_WINDOW of the newest jobs below the cursor for names and payloads (errors: every
+job, through a trigram index on PostgreSQL), and counts come from the counters
 the event sequencer keeps on the space row.
 """
 
@@ -50,9 +51,9 @@ def iso(value: datetime | None) -> str | None:
 
 # --- job lists -------------------------------------------------------------------------------
 
-# How many of the newest jobs (below the cursor) one search request looks through. Without
-# a text index on PostgreSQL (see docs/dashboard.md) this keeps a search to a bounded index
-# range scan plus a filter over at most this many rows.
+# How many of the newest jobs (below the cursor) one search request looks through for a name
+# or payload match: a bounded index range scan plus a filter over at most this many rows.
+# Errors are matched in every job (an index on PostgreSQL; docs/dashboard.md).
 SEARCH_WINDOW = 5000
 # Crockford base32, the alphabet of ULIDs.
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$", re.IGNORECASE)
@@ -145,10 +146,10 @@ def job_page(
 def _search_page(base: QuerySet[Job], text: str, *, before: str, size: int) -> JobPage:
     if ULID_RE.match(text):
         return JobPage(jobs=list(base.filter(id=text.upper())))
-    window_qs = base.filter(id__lt=before) if before else base
+    below = base.filter(id__lt=before) if before else base
     # The newest SEARCH_WINDOW ids below the cursor, as a subquery (LIMIT inside IN works on
-    # PostgreSQL and SQLite); the text filter then runs over those rows only.
-    window = window_qs.order_by("-id").values("id")[:SEARCH_WINDOW]
+    # PostgreSQL and SQLite); the name and payload filter then runs over those rows only.
+    window = below.order_by("-id").values("id")[:SEARCH_WINDOW]
     matches = (
         Job.objects.filter(id__in=window)
         .annotate(payload_text=Cast("payload", TextField()))
@@ -156,20 +157,36 @@ def _search_page(base: QuerySet[Job], text: str, *, before: str, size: int) -> J
         .order_by("-id")
     )
     rows = list(matches[: size + 1])
+    # Errors are searched in every job below the cursor, not the window: on PostgreSQL through
+    # the trigram index on UPPER(last_error) (migration 0007), on SQLite by a LIKE scan.
+    found = {job.id for job in rows}
+    rows += [
+        job
+        for job in below.filter(last_error__icontains=text).order_by("-id")[: size + 1]
+        if job.id not in found
+    ]
+    rows.sort(key=lambda job: job.id, reverse=True)
     if len(rows) > size:
         rows = rows[:size]
         return JobPage(jobs=rows, older=rows[-1].id, newer=None)
     # Fewer than a page matched: continue below the window if the window was full. The two
     # ids around the window's edge: the oldest scanned and the first one left out.
-    edge = list(window_qs.order_by("-id").values_list("id", "created_at")[SEARCH_WINDOW - 1 :][:2])
+    edge = list(below.order_by("-id").values_list("id", "created_at")[SEARCH_WINDOW - 1 :][:2])
     if len(edge) < 2:
         return JobPage(jobs=rows)
     last_id, last_created = edge[0]
+    if rows and rows[-1].id < last_id:
+        # An error matched further back: every error match is on this page already, so the
+        # next one continues below it (names and payloads in between are not searched).
+        last_id, last_created = rows[-1].id, rows[-1].created_at
     return JobPage(
         jobs=rows,
         older=last_id,
         searched_down_to=last_created,
-        notes=[f"Searched the newest {SEARCH_WINDOW} jobs here."],
+        notes=[
+            f"Searched names and payloads in the newest {SEARCH_WINDOW} jobs here, "
+            "errors in every job."
+        ],
     )
 
 
