@@ -71,7 +71,7 @@ def connect_hooks() -> None:
 
 def register_maintenance() -> None:
     """The steps of the scheduler process (python manage.py run_scheduler), seconds apart."""
-    from jobs import maintenance, retention, services, streams
+    from jobs import maintenance, retention, services, streams, workflows
     from notifications import breaker, outbox
     from schedules import services as schedules
 
@@ -80,6 +80,8 @@ def register_maintenance() -> None:
     # Events whose numbering never ran (the process died right after the commit).
     maintenance.register("jobs.sequence_stragglers", streams.sequence_stragglers, every=5.0)
     maintenance.register("jobs.retention", retention.prune_expired, every=60)
+    # Children left blocked although their parents are all done (a crash, a restore).
+    maintenance.register("jobs.repair_blocked", workflows.repair_blocked, every=60)
     maintenance.register("schedules.tick", schedules.tick, every=1.0)
     # Rows the broker never took (it was down) or whose message was lost.
     maintenance.register("notifications.flush_outbox", outbox.flush_outbox, every=5.0)

@@ -41,6 +41,7 @@ def test_every_app_s_step_is_registered_once_by_the_wiring():
         "jobs.rescue",
         "jobs.sequence_stragglers",
         "jobs.retention",
+        "jobs.repair_blocked",
         "schedules.tick",
         "notifications.flush_outbox",
         "notifications.prune_breakers",
