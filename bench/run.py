@@ -586,6 +586,103 @@ def lifecycle(
     }
 
 
+# --- 1c. workflows: a 3-level workflow of 1,000 jobs beside 1,000 plain jobs -----------------
+
+# Roots; middle jobs, each after one root; leaves, each after one middle job (docs/workflows.md).
+WORKFLOW_SHAPE = (10, 90, 900)
+WORKFLOW_POLL = 10
+
+
+def workflow_items(with_dependencies: bool) -> list[dict]:
+    """The 1,000 jobs of one array create; WITH_DEPENDENCIES links them by position."""
+    roots, middle, leaves = WORKFLOW_SHAPE
+    items: list[dict] = [{"name": "wf", "payload": {"i": i}} for i in range(roots)]
+    for i in range(middle):
+        items.append({"name": "wf", "payload": {"i": roots + i}})
+        if with_dependencies:
+            items[-1]["dependsOn"] = [i % roots]
+    for i in range(leaves):
+        items.append({"name": "wf", "payload": {"i": roots + middle + i}})
+        if with_dependencies:
+            items[-1]["dependsOn"] = [roots + i % middle]
+    return items
+
+
+def workflow_run(
+    service: Service, space: str, token: str, with_dependencies: bool, workers: int
+) -> dict:
+    """Create the 1,000 jobs in one call while workers poll 10, ack and complete each; the run
+    ends when all are completed. With dependencies, a level is released as its parents finish."""
+    items = workflow_items(with_dependencies)
+    total = mp.Value("q", -1)
+    done = mp.Value("q", 0)
+    out = mp.Queue()
+    started = time.monotonic()
+    procs = [
+        mp.Process(
+            target=_worker,
+            args=(
+                service.port,
+                token,
+                space,
+                "per_job",
+                WORKFLOW_POLL,
+                total,
+                done,
+                started + 240,
+                out,
+            ),
+        )
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    client = Http(service.port, token)
+    t = time.perf_counter()
+    status, _ = client.call("POST", f"/api/v1/spaces/{space}/jobs", items)
+    create_seconds = time.perf_counter() - t
+    if status != 201:
+        raise RuntimeError(f"create answered {status}")
+    total.value = len(items)
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    finished = [r[4] for r in results if r[4] is not None]
+    elapsed = (max(finished) if finished else time.monotonic()) - started
+    completed = sum(len(r[0]) for r in results)
+    complete_lat = [v for r in results for v in r[2]["complete"]]
+    # No child started before its parent completed.
+    (early,) = service.psql(
+        """
+        SELECT count(*) FROM jobs_jobdependency d
+          JOIN jobs_job p ON p.id = d.parent_id JOIN jobs_job c ON c.id = d.child_id
+          JOIN spaces_space s ON s.id = c.space_id
+         WHERE s.public_id = %s AND (p.completed_at IS NULL OR c.started_at < p.completed_at)
+        """,
+        (space,),
+    )[0]
+    return {
+        "jobs": len(items),
+        "completed": completed,
+        "errors": sum(r[3] for r in results),
+        "seconds": round(elapsed, 2),
+        "jobs_per_second": round(completed / elapsed, 1),
+        "create_ms": round(ms(create_seconds), 1),
+        "complete_ms": p50_p99(complete_lat),
+        "children_started_before_parent": early,
+    }
+
+
+def workflows(service: Service, workers: int) -> dict:
+    plain = workflow_run(service, *service.token("workflow-plain"), False, workers)
+    linked = workflow_run(service, *service.token("workflow-deps"), True, workers)
+    return {
+        "plain": plain,
+        "workflow": linked,
+        "ratio": round(linked["jobs_per_second"] / plain["jobs_per_second"], 3),
+    }
+
+
 # --- 1b. per-call cost: one client, idle server -----------------------------------------------
 
 # (key, label, goal for p50 in ms or None)
@@ -799,9 +896,9 @@ def _fill(service: Service, space_id: str, n: int, status: str) -> None:
         """
         INSERT INTO jobs_job (id, space_id, name, payload, status, priority, max_retries, attempt_number,
             delivery_count, timeout_seconds, available_at, callback_url, callback_headers, last_error,
-            log_seq, created_at, updated_at, completed_at)
+            log_seq, created_at, updated_at, error_fingerprint, completed_at)
         SELECT upper(substr(md5(random()::text || g::text), 1, 26)), s.id, 'filler', '{}'::jsonb, %s, 0, 3, 1,
-            0, 300, now() - interval '1 day', '', '', '', 0, now(), now(),
+            0, 300, now() - interval '1 day', '', '', '', 0, now(), now(), '',
             CASE WHEN %s = 'completed' THEN now() END
         FROM generate_series(1, %s) g, spaces_space s WHERE s.public_id = %s
         """,
@@ -979,6 +1076,8 @@ def main() -> None:
             *(f"lifecycle-{key}" for key, *_ in LIFECYCLES),
             "wake",
             "stream",
+            "workflow-plain",
+            "workflow-deps",
             *(f"depth-{size}" for size in sizes),
             "depth-finished",
         ]
@@ -994,6 +1093,8 @@ def main() -> None:
             space, token = service.token(f"lifecycle-{key}")
             report[key] = lifecycle(service, space, token, mode, count, workers, cap, budget)
             rss[f"after_{key}"] = service.rss()
+        print("workflows: 3 levels, 1,000 jobs, beside 1,000 plain jobs ...", flush=True)
+        report["workflows"] = workflows(service, workers)
         print("wake, stream, depth ...", flush=True)
         report["wake"] = wake(service, 10 if quick else 50)
         report["stream"] = stream(
@@ -1106,6 +1207,20 @@ def table(r: dict, quick: bool) -> list[tuple[str, str, str, str]]:
                 mark(c["p50"] <= goal and not c["errors"]) if goal else "",
             )
         )
+    wf = r["workflows"]
+    plain, linked = wf["plain"], wf["workflow"]
+    rows.append(
+        (
+            "workflow of 1,000 jobs (10 > 90 > 900) vs 1,000 plain: jobs/s; create; complete p50",
+            f"{linked['jobs_per_second']:,} vs {plain['jobs_per_second']:,} jobs/s"
+            f" = {wf['ratio']}x; create {linked['create_ms']} vs {plain['create_ms']} ms;"
+            f" complete p50 {linked['complete_ms']['p50']} vs {plain['complete_ms']['p50']} ms;"
+            f" {linked['completed']}/{linked['jobs']} done,"
+            f" {linked['children_started_before_parent']} child started early",
+            "",
+            "",
+        )
+    )
     d = r["depth_poll_p50_ms"]
     ratio = d["ratio_largest_to_smallest"]
     figures = " / ".join(f"{v}" for k, v in d.items() if k != "ratio_largest_to_smallest")
