@@ -10,7 +10,7 @@
 
   const $ = (sel, root) => (root || document).querySelector(sel);
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
-  const STATUSES = ["scheduled", "pending", "delivered", "running", "completed", "dead", "killed"];
+  const STATUSES = ["blocked", "scheduled", "pending", "delivered", "running", "completed", "dead", "killed"];
   const TERMINAL = ["completed", "dead", "killed"];
 
   // --- A reconnecting stream ----------------------------------------------------------------
