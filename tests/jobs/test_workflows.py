@@ -540,3 +540,51 @@ def test_a_retried_child_of_a_dead_parent_runs_by_hand(space):
     services.retry_job(Job(pk=child.pk, space_id=space.pk))
 
     assert _status(child) == "pending"
+
+
+# --- plain jobs do not pay -----------------------------------------------------------------
+
+
+def _edge_queries(queries_captured) -> list[str]:
+    return [q["sql"] for q in queries_captured if "jobdependency" in q["sql"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_plain_job_s_complete_stays_one_statement(space, django_assert_num_queries):
+    job = _create(space, "plain")
+    claimed = services.claim_job(space, job.pk)
+
+    with django_assert_num_queries(1):
+        services.complete_job(claimed, {"ok": 1}, claim_id=claimed.claim_id)
+
+    assert _status(job) == "completed"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_parent_s_complete_releases_its_children_in_its_own_transaction(space):
+    parent = _create(space, "p")
+    child = _create(space, "c", depends_on=[parent.pk])
+    claimed = services.claim_job(space, parent.pk)
+
+    services.complete_job(claimed, 1, claim_id=claimed.claim_id)
+
+    assert (_status(parent), _status(child)) == ("completed", "pending")
+
+
+@pytest.mark.django_db
+def test_plain_creates_polls_and_completes_never_read_the_edges(space):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        services.create_jobs(space, [{"name": "a"}, {"name": "b"}])
+        polled = services.poll_jobs(space, count=2)
+        services.complete_jobs(space, [(job.pk, job.claim_id, None) for job in polled])
+        (job,) = [services.create_job(space, {"name": "c"})[0]]
+        claimed = services.claim_job(space, job.pk)
+        services.complete_job(claimed, None, claim_id=claimed.claim_id)
+
+    assert _edge_queries(captured.captured_queries) == []
+    assert all(job.workflow_parents == [] for job in polled)
