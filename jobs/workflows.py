@@ -201,6 +201,8 @@ def finish_links(links: Links, now: datetime) -> None:
         )
     if links.doomed:
         _kill(links.doomed, now)
+        # Their children made in the same request counted them as waiting: they follow now.
+        parents_finished(links.doomed, now)
 
 
 # --- a parent finished -----------------------------------------------------------------------

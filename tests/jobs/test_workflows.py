@@ -588,3 +588,20 @@ def test_plain_creates_polls_and_completes_never_read_the_edges(space):
 
     assert _edge_queries(captured.captured_queries) == []
     assert all(job.workflow_parents == [] for job in polled)
+
+
+@pytest.mark.django_db
+def test_a_child_born_cancelled_takes_its_own_children_of_the_same_request_along(space):
+    dead = _create(space, "dead")
+    _fail(space, dead)
+
+    results = services.create_jobs(
+        space,
+        [
+            {"name": "doomed", "depends_on": [dead.pk]},
+            {"name": "after", "depends_on": [0]},
+            {"name": "anyway", "depends_on": [0], "on_parent_failure": "run"},
+        ],
+    )
+
+    assert [_status(job) for job, _ in results] == ["killed", "killed", "pending"]
