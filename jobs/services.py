@@ -88,6 +88,7 @@ def _build(space: Space, data: dict, now: datetime) -> Job:
         available_at=scheduled_for if future else now,
         backoff=data.get("backoff"),
         idempotency_key=data.get("idempotency_key"),
+        concurrency_key=data.get("concurrency_key"),
         callback_url=data.get("callback_url") or "",
         callback_headers=data.get("callback_headers") or {},
     )
@@ -306,7 +307,8 @@ def _poll_postgres(
         WITH limited AS (
             SELECT EXISTS (
                 SELECT 1 FROM {limits}
-                 WHERE space_id = %s AND (concurrency IS NOT NULL OR rate IS NOT NULL)
+                 WHERE space_id = %s AND (concurrency IS NOT NULL OR rate IS NOT NULL
+                       OR key_concurrency IS NOT NULL OR key_rate IS NOT NULL)
                  {name_filter}
             ) AS yes
         ), locked AS (
@@ -410,33 +412,36 @@ def _claim_limited(
     allowances: dict[str, flow.Allowance],
     worker_id: str | None = None,
 ) -> list[str]:
-    """Claim in queue order while honouring per-name limits (their rows are locked by now).
+    """Claim in queue order while honouring per-name and per-key limits (rows locked by now).
 
-    Each round takes the next candidates, skipping rows other pollers hold; names that run out
-    of allowance are excluded from the next round, so a flood of one limited name at the head
-    of the queue cannot hide the jobs behind it. At most one round per limited name, plus one.
+    Each round takes the next candidates, skipping rows other pollers hold; names and keys
+    that run out of allowance are left out of the next round's query (flow.open_filter; keys
+    already full are left out of the first), so a flood of one limited name or key at the head
+    of the queue cannot hide the jobs behind it. With keys limited a round fetches more
+    candidates than asked for (flow.batch_size); flow.max_rounds bounds the rounds.
     """
     claimed: list[str] = []
-    blocked = {name for name, allowance in allowances.items() if allowance.left <= 0}
-    while len(claimed) < count:
+    for _ in range(flow.max_rounds(allowances)):
+        wanted = count - len(claimed)
+        if wanted <= 0:
+            break
         qs = Job.objects.filter(space=space, status=Status.PENDING)
         if names:
             qs = qs.filter(name__in=names)
-        if blocked:
-            qs = qs.exclude(name__in=blocked)
+        qs = qs.filter(flow.open_filter(allowances))
         qs = qs.order_by("-priority", "available_at", "id")
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True)
+        size = flow.batch_size(allowances, wanted)
         candidates = list(
-            qs.only("id", "name", "delivery_count", "timeout_seconds")[: count - len(claimed)]
+            qs.only("id", "name", "concurrency_key", "delivery_count", "timeout_seconds")[:size]
         )
         if not candidates:
             break
-        chosen, exhausted = flow.pick(candidates, allowances, count - len(claimed), now)
+        chosen, _ = flow.pick(candidates, allowances, wanted, now)
         claimed += _mark_claimed(chosen, ack, now, worker_id)
-        if len(chosen) == len(candidates):
-            break  # took everything offered: either COUNT is reached or the queue is empty
-        blocked |= exhausted
+        if len(chosen) == len(candidates) or len(candidates) < size:
+            break  # took everything offered, or nothing is left behind what was offered
     return claimed
 
 
@@ -486,12 +491,10 @@ def claim_job(space: Space, job_id: str, *, worker_id: str | None = None) -> Job
         allowances = flow.lock_allowances(space.pk, [job.name], now)
         if allowances:
             allowance = allowances[job.name]
-            if allowance.left <= 0:
-                raise errors.Conflict(
-                    "limit_reached",
-                    f"The flow-control limit of {job.name!r} is reached; try later",
-                )
-            allowance.take(now)
+            refusal = flow.refusal(allowance, job.concurrency_key)
+            if refusal is not None:
+                raise errors.Conflict("limit_reached", refusal)
+            allowance.take(now, job.concurrency_key)
             flow.save_allowances(allowances)
         job.status = Status.DELIVERED
         job.claim_id = _new_claim_id()

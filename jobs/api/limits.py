@@ -1,7 +1,8 @@
 """Flow-control limits API (beyond the emit.run API):
 
 GET    /api/v1/spaces/{spaceId}/limits          jobs:read
-PUT    /api/v1/spaces/{spaceId}/limits/{name}   limits:write   {"concurrency": 5, "rate": 10}
+PUT    /api/v1/spaces/{spaceId}/limits/{name}   limits:write   {"concurrency": 5, "rate": 10,
+                                                               "keyConcurrency": 1, "keyRate": 2}
 DELETE /api/v1/spaces/{spaceId}/limits/{name}   limits:write
 """
 
@@ -21,6 +22,7 @@ from .docs import error_responses
 from .views import ApiView
 
 MAX_LIMITS_PER_SPACE = 1000
+LIMIT_FIELDS = ("concurrency", "rate", "key_concurrency", "key_rate")
 
 
 class LimitBodySerializer(serializers.Serializer):
@@ -30,11 +32,28 @@ class LimitBodySerializer(serializers.Serializer):
     rate = serializers.FloatField(
         min_value=0.001, max_value=100000, required=False, allow_null=True, default=None
     )
+    # For each distinct concurrencyKey of the name (docs/workflows.md, "Concurrency per key").
+    keyConcurrency = serializers.IntegerField(  # noqa: N815
+        source="key_concurrency",
+        min_value=1,
+        max_value=100000,
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    keyRate = serializers.FloatField(  # noqa: N815
+        source="key_rate",
+        min_value=0.001,
+        max_value=100000,
+        required=False,
+        allow_null=True,
+        default=None,
+    )
 
     def validate(self, attrs: dict) -> dict:
-        if attrs.get("concurrency") is None and attrs.get("rate") is None:
+        if all(attrs.get(f) is None for f in LIMIT_FIELDS):
             raise serializers.ValidationError(
-                "Set concurrency, rate or both (DELETE removes a limit)"
+                "Set concurrency, rate, keyConcurrency or keyRate (DELETE removes a limit)"
             )
         return attrs
 
@@ -43,6 +62,8 @@ class LimitSerializer(serializers.Serializer):
     name = serializers.CharField()
     concurrency = serializers.IntegerField(allow_null=True)
     rate = serializers.FloatField(allow_null=True)
+    keyConcurrency = serializers.IntegerField(allow_null=True)  # noqa: N815
+    keyRate = serializers.FloatField(allow_null=True)  # noqa: N815
 
 
 class LimitListSerializer(serializers.Serializer):
@@ -75,7 +96,7 @@ class LimitDetailView(ApiView):
 
     @extend_schema(
         operation_id="setLimit",
-        summary="Set the concurrency and/or rate limit of one job name",
+        summary="Set the concurrency and rate limits of one job name, and per concurrencyKey",
         request=LimitBodySerializer,
         responses={200: LimitSerializer, **_errors(400, 401, 403, 404, 413, 415, 429)},
         tags=["limits"],
@@ -95,7 +116,7 @@ class LimitDetailView(ApiView):
             raise errors.Invalid(
                 "too_many_limits", f"At most {MAX_LIMITS_PER_SPACE} limits per space"
             )
-        limit = flow.set_limit(space, name, concurrency=data["concurrency"], rate=data["rate"])
+        limit = flow.set_limit(space, name, **{f: data[f] for f in LIMIT_FIELDS})
         return Response(flow.limit_json(limit))
 
     @extend_schema(

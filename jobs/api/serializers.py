@@ -183,6 +183,16 @@ class JobCreateSerializer(serializers.Serializer):
     callbackHeaders = HeadersField(  # noqa: N815
         source="callback_headers", required=False, allow_null=True
     )
+    # Per-key flow control (jobs/flow.py): the name's per-key limits hold for each value.
+    concurrencyKey = StrictCharField(  # noqa: N815
+        source="concurrency_key",
+        required=False,
+        allow_null=True,
+        default=None,
+        min_length=1,
+        max_length=200,
+        trim_whitespace=False,
+    )
     # Workflows (docs/workflows.md): the jobs this one waits for, and what a failed one does.
     dependsOn = DependsOnField(source="depends_on", required=False, allow_null=True)  # noqa: N815
     onParentFailure = serializers.ChoiceField(  # noqa: N815
@@ -195,6 +205,11 @@ class JobCreateSerializer(serializers.Serializer):
                 {"scheduledFor": ["A job with dependsOn starts when its parents are done"]}
             )
         return attrs
+
+    def validate_concurrencyKey(self, value):  # noqa: N802
+        if value is not None and not value.isprintable():
+            raise serializers.ValidationError("Printable characters only (no control characters)")
+        return value
 
     def validate_payload(self, value):
         if value is not None and payload_size(value) > MAX_PAYLOAD_BYTES:
@@ -337,6 +352,7 @@ class JobSerializer(serializers.Serializer):
     scheduledFor = serializers.DateTimeField(allow_null=True)  # noqa: N815
     backoff = AnyJSONField(allow_null=True)
     idempotencyKey = serializers.CharField(allow_null=True)  # noqa: N815
+    concurrencyKey = serializers.CharField(allow_null=True)  # noqa: N815
     callbackUrl = serializers.CharField(allow_null=True)  # noqa: N815
     callbackHeaders = serializers.DictField(  # noqa: N815
         child=serializers.CharField(), allow_null=True
@@ -366,6 +382,7 @@ def job_json(job: Job) -> dict:
         "scheduledFor": iso(job.scheduled_for),
         "backoff": job.backoff,
         "idempotencyKey": job.idempotency_key,
+        "concurrencyKey": job.concurrency_key,
         "callbackUrl": job.callback_url or None,
         "callbackHeaders": job.callback_headers or None,  # none sent: null
         "result": job.result,
