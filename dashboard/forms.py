@@ -419,12 +419,33 @@ class LimitForm(forms.Form):
         required=False,
         help_text="Most jobs handed out per second (0.5 = one every 2 s); empty: no cap.",
     )
+    # For each distinct concurrencyKey of the name (docs/workflows.md, "Concurrency per key").
+    key_concurrency = forms.IntegerField(
+        label="Concurrency per key",
+        min_value=1,
+        max_value=100_000,
+        required=False,
+        help_text="Most jobs of one concurrencyKey delivered or running at once; empty: no cap.",
+    )
+    key_rate = forms.FloatField(
+        label="Rate per key",
+        min_value=0.001,
+        max_value=100_000,
+        required=False,
+        help_text="Most jobs of one concurrencyKey handed out per second; empty: no cap.",
+    )
+
+    LIMITS = ("concurrency", "rate", "key_concurrency", "key_rate")
 
     def clean(self):
         data = super().clean()
         # Checked whatever else is wrong, so every problem shows at once. A field that failed
         # its own check is not "empty".
-        unset = [f for f in ("concurrency", "rate") if data.get(f) is None and f not in self.errors]
-        if len(unset) == 2:
-            self.add_error(None, "Set a concurrency, a rate or both (Remove takes a limit away).")
+        unset = [f for f in self.LIMITS if data.get(f) is None and f not in self.errors]
+        if len(unset) == len(self.LIMITS):
+            self.add_error(
+                None,
+                "Set a concurrency, a rate or both, for the name or per key "
+                "(Remove takes a limit away).",
+            )
         return data

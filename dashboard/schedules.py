@@ -83,6 +83,9 @@ def last_jobs(space: Space, schedules: list[Schedule]) -> dict[str, Job]:
 class LimitRow:
     limit: NameLimit
     in_flight: int
+    # With a per-key limit: keys with jobs in flight now, and the most in flight of one key.
+    keys_in_flight: int = 0
+    most_of_one_key: int = 0
 
 
 def limit_rows(space: Space) -> list[LimitRow]:
@@ -100,12 +103,38 @@ def limit_rows(space: Space) -> list[LimitRow]:
         .annotate(n=Count("id"))
         .values_list("name", "n")
     )
-    return [LimitRow(limit=row, in_flight=counts.get(row.name, 0)) for row in limits]
+    keyed = flow.keys_in_flight(
+        space.pk, [row.name for row in limits if row.key_concurrency or row.key_rate]
+    )
+    return [
+        LimitRow(limit=row, in_flight=counts.get(row.name, 0), **_key_counts(keyed, row.name))
+        for row in limits
+    ]
 
 
-def set_limit(space: Space, name: str, *, concurrency: int | None, rate: float | None) -> None:
+def _key_counts(keyed: dict[str, tuple[int, int]], name: str) -> dict[str, int]:
+    keys, most = keyed.get(name, (0, 0))
+    return {"keys_in_flight": keys, "most_of_one_key": most}
+
+
+def set_limit(
+    space: Space,
+    name: str,
+    *,
+    concurrency: int | None,
+    rate: float | None,
+    key_concurrency: int | None = None,
+    key_rate: float | None = None,
+) -> None:
     """jobs.flow.set_limit with the API's cap on the number of limits per space."""
     exists = NameLimit.objects.filter(space=space, name=name).exists()
     if not exists and NameLimit.objects.filter(space=space).count() >= MAX_LIMITS_PER_SPACE:
         raise FormError(None, f"At most {MAX_LIMITS_PER_SPACE} limits per space.")
-    flow.set_limit(space, name, concurrency=concurrency, rate=rate)
+    flow.set_limit(
+        space,
+        name,
+        concurrency=concurrency,
+        rate=rate,
+        key_concurrency=key_concurrency,
+        key_rate=key_rate,
+    )

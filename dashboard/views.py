@@ -1017,7 +1017,7 @@ def space_limits(request: HttpRequest, public_id: str) -> HttpResponse:
             data = form.cleaned_data
             try:
                 dashboard_schedules.set_limit(
-                    space, data["name"], concurrency=data["concurrency"], rate=data["rate"]
+                    space, data["name"], **{f: data[f] for f in forms.LimitForm.LIMITS}
                 )
             except dashboard_schedules.FormError as exc:
                 form.add_error(exc.field, exc.message)
@@ -1031,11 +1031,8 @@ def space_limits(request: HttpRequest, public_id: str) -> HttpResponse:
         ).first()
         if editing is not None:
             form = forms.LimitForm(
-                initial={
-                    "name": editing.name,
-                    "concurrency": editing.concurrency,
-                    "rate": editing.rate,
-                }
+                initial={"name": editing.name}
+                | {f: getattr(editing, f) for f in forms.LimitForm.LIMITS}
             )
     return render(
         request,

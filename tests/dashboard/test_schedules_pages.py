@@ -433,7 +433,13 @@ def test_the_edit_link_fills_the_form(client, cast):
     client.force_login(cast.alice)
     response = client.get(_limits_url(cast.space), {"edit": "img.resize"})
     form = response.context["form"]
-    assert form.initial == {"name": "img.resize", "concurrency": 4, "rate": 2.5}
+    assert form.initial == {
+        "name": "img.resize",
+        "concurrency": 4,
+        "rate": 2.5,
+        "key_concurrency": None,
+        "key_rate": None,
+    }
 
 
 def test_a_row_with_a_broken_cron_still_renders(client, cast, schedule):
