@@ -34,6 +34,10 @@ from spaces.models import Space
 from .models import Job, JobEvent, JobLog
 
 STATUSES: tuple[str, ...] = tuple(Job.Status.values)
+# Statuses added after spaces first stored their counts: counts written before one existed
+# (by an older process during a deploy, or before migration 0008 filled it in) read 0 for it,
+# since no job could have it then, rather than sending the space to a recount.
+LATER_STATUSES = frozenset({Job.Status.BLOCKED})
 
 
 def attempt(stored: int) -> int:
@@ -242,9 +246,12 @@ def stored_counts(counts: Any, *, partial: bool = False) -> dict[str, int] | Non
         if not counts:
             return None
         return {status: int(counts.get(status, 0) or 0) for status in STATUSES}
-    if not all(isinstance(counts.get(status), int) for status in STATUSES):
+    known = {
+        status: counts.get(status, 0 if status in LATER_STATUSES else None) for status in STATUSES
+    }
+    if not all(isinstance(n, int) for n in known.values()):
         return None
-    return {status: int(counts[status]) for status in STATUSES}
+    return {status: int(n) for status, n in known.items()}
 
 
 def counts_from_jobs(space_id: int) -> dict[str, int]:
