@@ -6,6 +6,7 @@
         [--rotate-push-secret] [--show-push-secret] [--test-slack] [--test-push] [--json]
         [--retention-completed-days N] [--retention-failed-days N]
         [--limit NAME:CONCURRENCY[:RATE] ...] [--no-limit NAME ...]
+        [--key-limit NAME:CONCURRENCY[:RATE] ...] [--no-key-limit NAME ...]
 
 An empty URL turns a channel off. Values are validated exactly as in the dashboard. URLs and
 header values are secrets: the output shows only scheme and host, and header names.
@@ -26,7 +27,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from jobs import flow
-from jobs.api.limits import MAX_LIMITS_PER_SPACE
+from jobs.api.limits import LIMIT_FIELDS, MAX_LIMITS_PER_SPACE
 from jobs.models import NameLimit
 from lib import errors
 from lib.commands import CheckedCommand
@@ -194,7 +195,12 @@ LIMIT_HELP = (
     "at once, and at most RATE handed out per second. '-' or nothing means no cap of that kind: "
     "'resize:4' caps concurrency only, 'resize::5' (or 'resize:-:5') the rate only, "
     "'resize:4:0.5' both. The values are read from the end, so NAME may contain colons. "
-    "Replaces the limit NAME had."
+    "Replaces the name's limits (its per-key limits stay)."
+)
+KEY_LIMIT_HELP = (
+    "per-key flow control, repeatable: for each distinct concurrencyKey of NAME's jobs, at "
+    "most CONCURRENCY delivered or running at once and at most RATE handed out per second; "
+    "written as --limit. Replaces NAME's per-key limits (its limits as a whole stay)."
 )
 
 
@@ -267,35 +273,77 @@ def limit_arguments(parser: CommandParser) -> None:
         "--no-limit",
         action="append",
         metavar="NAME",
-        help="remove the limits of job name NAME (repeatable)",
+        help="remove the limits of job name NAME, per key too (repeatable)",
     )
+    group.add_argument(
+        "--key-limit",
+        action="append",
+        type=parse_limit,
+        metavar="NAME:CONCURRENCY[:RATE]",
+        help=KEY_LIMIT_HELP,
+    )
+    group.add_argument(
+        "--no-key-limit",
+        action="append",
+        metavar="NAME",
+        help="remove the per-key limits of job name NAME (repeatable)",
+    )
+
+
+def _repeated(flag: str, names: list[str]) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CommandError(f"{flag}: {', '.join(repeated)} given more than once")
 
 
 def limit_apply(space: Space, options: dict[str, Any]) -> list[str]:
     limits = options.get("limit") or []
+    key_limits = options.get("key_limit") or []
     removals = [name.strip() for name in options.get("no_limit") or []]
+    key_removals = [name.strip() for name in options.get("no_key_limit") or []]
     names = [name for name, _, _ in limits]
-    both = sorted(set(names) & set(removals))
+    key_names = [name for name, _, _ in key_limits]
+    for flag, given in (("--limit", names), ("--key-limit", key_names)):
+        both = sorted(set(given) & set(removals))
+        if both:
+            raise CommandError(f"{flag} and --no-limit both name {', '.join(both)}")
+        _repeated(flag, given)
+    both = sorted(set(key_names) & set(key_removals))
     if both:
-        raise CommandError(f"--limit and --no-limit both name {', '.join(both)}")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise CommandError(f"--limit: {', '.join(repeated)} given more than once")
-    new = set(names) - set(
-        NameLimit.objects.filter(space=space, name__in=names).values_list("name", flat=True)
-    )
+        raise CommandError(f"--key-limit and --no-key-limit both name {', '.join(both)}")
+    # Each name's four values as they are, then changed by the options: --limit keeps the
+    # per-key values, --key-limit the name's.
+    touched = set(names) | set(key_names) | set(key_removals)
+    values = {
+        row.name: {f: getattr(row, f) for f in LIMIT_FIELDS}
+        for row in NameLimit.objects.filter(space=space, name__in=touched)
+    }
+    new = (set(names) | set(key_names)) - set(values)
     if NameLimit.objects.filter(space=space).count() + len(new) > MAX_LIMITS_PER_SPACE:
         raise CommandError(f"At most {MAX_LIMITS_PER_SPACE} limits per space")
+    empty = dict.fromkeys(LIMIT_FIELDS)
     for name, concurrency, rate in limits:
-        flow.set_limit(space, name, concurrency=concurrency, rate=rate)
+        values[name] = values.get(name, empty) | {"concurrency": concurrency, "rate": rate}
+    for name, concurrency, rate in key_limits:
+        values[name] = values.get(name, empty) | {"key_concurrency": concurrency, "key_rate": rate}
+    for name in key_removals:
+        if name in values:
+            values[name] |= {"key_concurrency": None, "key_rate": None}
+    for name, fields in values.items():
+        flow.set_limit(space, name, **fields)
     for name in removals:
         flow.set_limit(space, name, concurrency=None, rate=None)
-    return ["limits"] if limits or removals else []
+    return ["limits"] if limits or key_limits or removals or key_removals else []
 
 
 def limit_show(space: Space) -> dict[str, Any]:
     rows = NameLimit.objects.filter(space=space).order_by("name")[:MAX_LIMITS_PER_SPACE]
-    return {row.name: {"concurrency": row.concurrency, "rate": row.rate} for row in rows}
+    shown = {}
+    for row in rows:
+        shown[row.name] = {"concurrency": row.concurrency, "rate": row.rate}
+        if row.key_concurrency is not None or row.key_rate is not None:
+            shown[row.name] |= {"keyConcurrency": row.key_concurrency, "keyRate": row.key_rate}
+    return shown
 
 
 @dataclass(frozen=True)
@@ -317,7 +365,7 @@ SECTIONS: list[Section] = [
 class Command(CheckedCommand):
     help = (
         "Show or change a space's settings: Slack and HTTP push (empty URL: channel off), "
-        "retention, and per-job-name flow-control limits."
+        "retention, and flow-control limits per job name and per concurrency key."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -378,8 +426,11 @@ def _text(value: Any) -> str:
         return "-"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
-    if isinstance(value, dict):  # a limit: concurrency/rate
-        return "/".join(_text(v) for v in value.values())
+    if isinstance(value, dict):  # a limit: concurrency/rate, and per key when set
+        text = f"{_text(value.get('concurrency'))}/{_text(value.get('rate'))}"
+        if "keyConcurrency" in value:
+            text += f" per key {_text(value['keyConcurrency'])}/{_text(value['keyRate'])}"
+        return text
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
