@@ -131,6 +131,7 @@ def link(
     links = Links()
     new_ids = {job.pk for job, created in results if created}
     new_children: dict[str, int] = defaultdict(int)  # parent id -> children added here
+    last_linked: dict[str, int] = {}  # parent id -> the last item index naming it
     for index, (data, (job, created)) in enumerate(zip(items, results, strict=True)):
         refs = data.get("depends_on") or []
         if not created or not refs:
@@ -166,17 +167,25 @@ def link(
         for position, parent in enumerate(unique):
             links.edges.append(JobDependency(parent=parent, child=job, position=position))
             new_children[parent.pk] += 1
+            last_linked[parent.pk] = index
             if parent.pk in new_ids:
                 parent.has_children = True  # a new job of this request: inserted with it
             else:
                 links.existing_parents.add(parent.pk)
     if problems:
         raise _invalid(problems)
-    _check_fan_out(new_children, links.existing_parents)
+    for parent_id in _over_fan_out(new_children, links.existing_parents):
+        refuse(
+            last_linked[parent_id], f"Job {parent_id} would have more than {MAX_CHILDREN} children"
+        )
+    if problems:
+        raise _invalid(problems)
     return links
 
 
-def _check_fan_out(new_children: dict[str, int], existing: set[str]) -> None:
+def _over_fan_out(new_children: dict[str, int], existing: set[str]) -> list[str]:
+    """The parents that would have more than MAX_CHILDREN children with NEW_CHILDREN added
+    (EXISTING: those with children from earlier requests, counted on the edge index)."""
     have: dict[str, int] = {}
     if existing:
         have = dict(
@@ -185,11 +194,7 @@ def _check_fan_out(new_children: dict[str, int], existing: set[str]) -> None:
             .annotate(n=Count("id"))
             .values_list("parent_id", "n")
         )
-    over = sorted(pid for pid, n in new_children.items() if have.get(pid, 0) + n > MAX_CHILDREN)
-    if over:
-        raise _invalid(
-            {"dependsOn": [f"Job {over[0]} would have more than {MAX_CHILDREN} children"]}
-        )
+    return sorted(pid for pid, n in new_children.items() if have.get(pid, 0) + n > MAX_CHILDREN)
 
 
 def finish_links(links: Links, now: datetime) -> None:

@@ -142,8 +142,20 @@ def test_fan_out_is_capped(space, monkeypatch):
         services.create_job(space, {"name": "third", "depends_on": [parent.pk]})
 
     assert refused.value.code == "validation_error"
-    assert "more than 2 children" in str(refused.value.details)
+    assert "more than 2 children" in refused.value.details["dependsOn"][0]
     assert Job.objects.filter(space=space).count() == 3
+
+
+@pytest.mark.django_db
+def test_fan_out_over_the_cap_in_an_array_names_the_item(api, space, monkeypatch):
+    monkeypatch.setattr(workflows, "MAX_CHILDREN", 2)
+    body = [{"name": "p"}, *({"name": "c", "dependsOn": [0]} for _ in range(3))]
+
+    response = api.post(_url(space), body, format="json")
+
+    assert response.status_code == 400
+    assert "more than 2 children" in response.json()["details"]["3"]["dependsOn"][0]
+    assert not Job.objects.exists()
 
 
 @pytest.mark.django_db
