@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("name")
     cmd.add_argument("--concurrency", type=int, help="at most N running at once")
     cmd.add_argument("--rate", type=float, help="at most N started per second")
+    cmd.add_argument(
+        "--key-concurrency", type=int, help="at most N running at once per concurrency key"
+    )
+    cmd.add_argument("--key-rate", type=float, help="at most N started per second per key")
 
     # single-job shortcuts kept from earlier versions
     for verb, text in (("get", "show a job"), ("kill", "kill a job"), ("retry", "retry a job")):
@@ -522,9 +526,17 @@ def _schedules(client: Client, args: argparse.Namespace) -> int:
 
 def _limits(client: Client, args: argparse.Namespace) -> int:
     if args.action == "set":
-        if args.concurrency is None and args.rate is None:
-            raise UsageError("limits set: give --concurrency, --rate or both")
-        _print(client.set_limit(args.name, concurrency=args.concurrency, rate=args.rate))
+        values = {
+            "concurrency": args.concurrency,
+            "rate": args.rate,
+            "key_concurrency": args.key_concurrency,
+            "key_rate": args.key_rate,
+        }
+        if all(value is None for value in values.values()):
+            raise UsageError(
+                "limits set: give --concurrency, --rate, --key-concurrency or --key-rate"
+            )
+        _print(client.set_limit(args.name, **values))
         return 0
     items = client.limits()
     if args.name:

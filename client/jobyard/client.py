@@ -47,6 +47,8 @@ _CREATE_FIELDS = {
     # Workflows (docs/workflows.md): job ids, or in create_many positions of earlier jobs.
     "depends_on": "dependsOn",
     "on_parent_failure": "onParentFailure",
+    # Per-key flow control: the name's per-key limits hold for each distinct value.
+    "concurrency_key": "concurrencyKey",
 }
 _API_FIELDS = frozenset(_CREATE_FIELDS.values())
 
@@ -286,6 +288,7 @@ class Client:
         backoff: Mapping[str, Any] | None = None,
         depends_on: Iterable[str] | None = None,
         on_parent_failure: str | None = None,
+        concurrency_key: str | None = None,
     ) -> dict[str, Any]:
         """Create one job: ``{id, spaceId, status, realtimeUrl}``.
 
@@ -297,6 +300,10 @@ class Client:
         (``"cancel"``, the server's default, or ``"run"``) says what a dead or killed parent
         does to it. In ``create_many`` a job may name earlier jobs of the same call by their
         position (an int).
+
+        ``concurrency_key`` (1-200 printable characters, e.g. a customer id) puts the job under
+        its name's per-key limits (``set_limit(..., key_concurrency=, key_rate=)``): they hold
+        for each distinct key, and a key at its limit never holds back jobs of other keys.
         """
         body = job_fields(
             {
@@ -312,6 +319,7 @@ class Client:
                 "backoff": backoff,
                 "depends_on": list(depends_on) if depends_on is not None else None,
                 "on_parent_failure": on_parent_failure,
+                "concurrency_key": concurrency_key,
             }
         )
         return self.request(
@@ -502,14 +510,22 @@ class Client:
         *,
         concurrency: int | None = None,
         rate: float | None = None,
+        key_concurrency: int | None = None,
+        key_rate: float | None = None,
         space: str | None = None,
     ) -> dict[str, Any]:
         """At most ``concurrency`` jobs named ``name`` at once and/or ``rate`` started per
-        second (PUT: a repeat sets the same)."""
+        second, and the same for each distinct ``concurrency_key`` of the name
+        (``key_concurrency``, ``key_rate``). PUT: the values not given are removed."""
         return self.request(
             "PUT",
             f"/spaces/{quote(self._space(space))}/limits/{quote(name, safe='')}",
-            json_body={"concurrency": concurrency, "rate": rate},
+            json_body={
+                "concurrency": concurrency,
+                "rate": rate,
+                "keyConcurrency": key_concurrency,
+                "keyRate": key_rate,
+            },
         )
 
     def delete_limit(self, name: str, *, space: str | None = None) -> None:
