@@ -260,3 +260,18 @@ def test_the_limits_api_refuses_bad_per_key_values_with_400(space, body):
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert not NameLimit.objects.exists()
+
+
+def test_a_keyed_poll_costs_a_fixed_number_of_queries_beside_its_claims(space):
+    make(space, "sync", [f"k{i % 4}" for i in range(20)])
+    flow.set_limit(space, "sync", concurrency=None, rate=None, key_concurrency=1, key_rate=5)
+    services.poll_jobs(space, count=1)  # one key in flight, one bucket written
+    with CaptureQueriesContext(connection) as queried:
+        polled = services.poll_jobs(space, count=5)
+    assert sorted(keys_of(polled)) == ["k1", "k2", "k3"]
+    statements = [q for q in queried if "SAVEPOINT" not in q["sql"]]
+    # paused?, limits locked, keys in flight, buckets, candidates, one UPDATE per job claimed,
+    # bucket upsert, stale buckets deleted, the jobs read, their events; on PostgreSQL first
+    # the one-statement poll, which finds the limits and writes nothing.
+    one_statement = 1 if connection.vendor == "postgresql" else 0
+    assert len(statements) == 9 + one_statement + len(polled)
