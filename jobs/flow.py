@@ -37,9 +37,9 @@ ANY_LIMIT = (
 # Candidates fetched per round when keys are limited: more than asked for, so that a round
 # skipping jobs of keys it just filled still finds work of other keys.
 KEYED_OVERFETCH = 4
-# Rounds of candidates one poll looks through at most (each round leaves out the names and
-# keys the previous ones filled).
-MAX_ROUNDS = 8
+# Rounds of candidates one poll looks through beyond one per limited name, when keys are
+# limited (each round leaves out the names and keys the previous ones filled).
+KEYED_ROUNDS = 8
 UNLIMITED = 10**6
 
 
@@ -209,6 +209,12 @@ def batch_size(allowances: dict[str, Allowance], wanted: int) -> int:
     if any(a.keyed and a.left > 0 for a in allowances.values()):
         return wanted * KEYED_OVERFETCH
     return wanted
+
+
+def max_rounds(allowances: dict[str, Allowance]) -> int:
+    """Rounds a poll may take: every round but the last fills at least one name (or key)."""
+    keyed = any(a.keyed and a.left > 0 for a in allowances.values())
+    return len(allowances) + 1 + (KEYED_ROUNDS if keyed else 0)
 
 
 def pick(
