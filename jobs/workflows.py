@@ -38,7 +38,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from lib import errors
@@ -492,22 +504,36 @@ def attach_parents(jobs: Sequence[Job]) -> None:
     wanted = {job.pk: job for job in jobs if getattr(job, "parent_count", 0)}
     if not wanted:
         return
+    # A result too long to give is not even read: its length is measured in the query (in
+    # characters, never more than its bytes; the bytes are checked on what is read).
+    length = Length(Cast("parent__result", TextField()))
     rows = (
         JobDependency.objects.filter(child_id__in=list(wanted))
         .order_by("child_id", "position")
+        .annotate(
+            result_length=length,
+            small_result=Case(
+                When(result_length__lte=PARENT_RESULT_MAX_BYTES, then=F("parent__result")),
+                default=Value(None),
+                output_field=Job._meta.get_field("result"),
+            ),
+        )
         .values_list(
             "child_id",
             "parent_id",
             "parent__name",
             "parent__status",
-            "parent__result",
+            "small_result",
+            "result_length",
             "parent__last_error",
         )
     )
     budget: dict[str, int] = defaultdict(lambda: PARENTS_MAX_BYTES)
-    for child_id, parent_id, name, status, result, error in rows:
+    for child_id, parent_id, name, status, result, length, error in rows:
         entry: dict[str, Any] = {"id": parent_id, "name": name, "status": status, "result": None}
-        if result is not None:
+        if result is None and length is not None and length > PARENT_RESULT_MAX_BYTES:
+            entry["resultTruncated"] = True
+        elif result is not None:
             size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
             if size <= PARENT_RESULT_MAX_BYTES and size <= budget[child_id]:
                 entry["result"] = result
