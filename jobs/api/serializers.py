@@ -366,6 +366,9 @@ class JobSerializer(serializers.Serializer):
     createdAt = serializers.DateTimeField()  # noqa: N815
     updatedAt = serializers.DateTimeField()  # noqa: N815
     realtimeUrl = serializers.CharField()  # noqa: N815
+    parentCount = serializers.IntegerField()  # noqa: N815
+    waitingParents = serializers.IntegerField()  # noqa: N815
+    onParentFailure = serializers.CharField()  # noqa: N815
 
 
 def job_json(job: Job) -> dict:
@@ -394,6 +397,11 @@ def job_json(job: Job) -> dict:
         "createdAt": iso(job.created_at),
         "updatedAt": iso(job.updated_at),
         "realtimeUrl": realtime_url(job.id),
+        # Workflows (docs/workflows.md): its parents, how many are not finished yet, and what a
+        # failed one does to it. Columns of the row: no query.
+        "parentCount": job.parent_count,
+        "waitingParents": job.waiting_parents,
+        "onParentFailure": job.on_parent_failure,
     }
 
 

@@ -617,3 +617,16 @@ def test_a_child_born_cancelled_takes_its_own_children_of_the_same_request_along
     )
 
     assert [_status(job) for job, _ in results] == ["killed", "killed", "pending"]
+
+
+@pytest.mark.django_db
+def test_the_job_says_how_many_parents_it_still_waits_for(api, space):
+    a = _create(space, "a")
+    b = _create(space, "b")
+    child = _create(space, "c", depends_on=[a.pk, b.pk], on_parent_failure="run")
+    _run(space, a)
+
+    body = api.get(f"/api/v1/jobs/{child.pk}").json()
+
+    assert (body["status"], body["parentCount"], body["waitingParents"]) == ("blocked", 2, 1)
+    assert body["onParentFailure"] == "run"
