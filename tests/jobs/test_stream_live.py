@@ -140,7 +140,7 @@ def test_a_job_lifecycle_streams_live_and_replays_after_a_reconnect(server, spac
             public = [receive(public_ws), receive(public_ws)]
             assert [(e["type"], e["data"]) for e in public] == [
                 ("progress", {"percent": 60, "message": "encoding"}),
-                ("completed", None),
+                ("completed", {}),
             ]
 
     # then: a reconnect with since replays exactly what was missed, in order
