@@ -448,6 +448,10 @@ def _claim_limited(
 def _mark_claimed(
     jobs: list[Job], ack: bool, now: datetime, worker_id: str | None = None
 ) -> list[str]:
+    if not jobs:
+        return []
+    if connection.vendor == "postgresql":
+        return _mark_claimed_postgres(jobs, ack, now, worker_id)
     claimed: list[str] = []
     for job in jobs:
         updates: dict[str, Any] = {
@@ -472,6 +476,41 @@ def _mark_claimed(
         if Job.objects.filter(pk=job.pk, status=Status.PENDING).update(**updates) == 1:
             claimed.append(job.id)
     return claimed
+
+
+def _mark_claimed_postgres(
+    jobs: list[Job], ack: bool, now: datetime, worker_id: str | None = None
+) -> list[str]:
+    """_mark_claimed as one UPDATE for the whole batch (one round trip instead of one per job,
+    while the poll holds its limit rows' locks): the same columns, each job its own claim id
+    and deadline from its own timeout, and the same condition on the status."""
+    deadline_column = "execution_deadline" if ack else "delivery_deadline"
+    other_deadline = "delivery_deadline" if ack else "execution_deadline"
+    started = ", started_at = %s" if ack else ""
+    # An ack (here implied) resets the count of unacknowledged hand-outs.
+    delivery_count = "0" if ack else "j.delivery_count + 1"
+    sql = f"""
+        UPDATE jobs_job AS j
+           SET status = %s,
+               claim_id = v.claim_id,
+               worker_id = %s,
+               {deadline_column} = %s + make_interval(secs => j.timeout_seconds),
+               {other_deadline} = NULL,
+               delivered_at = %s,
+               updated_at = %s,
+               delivery_count = {delivery_count}
+               {started}
+          FROM unnest(%s::varchar[], %s::varchar[]) AS v(id, claim_id)
+         WHERE j.id = v.id AND j.status = 'pending'
+        RETURNING j.id
+    """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
+    params: list[Any] = [Status.RUNNING if ack else Status.DELIVERED, worker_id, now, now, now]
+    if ack:
+        params.append(now)
+    params += [[job.id for job in jobs], [_new_claim_id() for _ in jobs]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def claim_job(space: Space, job_id: str, *, worker_id: str | None = None) -> Job:

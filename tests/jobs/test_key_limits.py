@@ -262,7 +262,7 @@ def test_the_limits_api_refuses_bad_per_key_values_with_400(space, body):
     assert not NameLimit.objects.exists()
 
 
-def test_a_keyed_poll_costs_a_fixed_number_of_queries_beside_its_claims(space):
+def test_a_keyed_poll_costs_a_fixed_number_of_statements(space):
     make(space, "sync", [f"k{i % 4}" for i in range(20)])
     flow.set_limit(space, "sync", concurrency=None, rate=None, key_concurrency=1, key_rate=5)
     services.poll_jobs(space, count=1)  # one key in flight, one bucket written
@@ -270,8 +270,36 @@ def test_a_keyed_poll_costs_a_fixed_number_of_queries_beside_its_claims(space):
         polled = services.poll_jobs(space, count=5)
     assert sorted(keys_of(polled)) == ["k1", "k2", "k3"]
     statements = [q for q in queried if "SAVEPOINT" not in q["sql"]]
-    # paused?, limits locked, keys in flight, buckets, candidates, one UPDATE per job claimed,
-    # bucket upsert, stale buckets deleted, the jobs read, their events; on PostgreSQL first
-    # the one-statement poll, which finds the limits and writes nothing.
-    one_statement = 1 if connection.vendor == "postgresql" else 0
-    assert len(statements) == 9 + one_statement + len(polled)
+    # paused?, limits locked, keys in flight, buckets, candidates, the claims (one UPDATE per
+    # job on SQLite, one for all on PostgreSQL), bucket upsert, stale buckets deleted, the jobs
+    # read, their events; on PostgreSQL first the one-statement poll, which finds the limits.
+    if connection.vendor == "postgresql":
+        assert len(statements) == 9 + 1 + 1
+    else:
+        assert len(statements) == 9 + len(polled)
+
+
+@pytest.mark.parametrize("ack", [False, True])
+def test_a_keyed_poll_writes_what_a_plain_poll_writes(space, ack):
+    items = [{"name": "sync", "concurrency_key": k, "timeout_seconds": 60} for k in "abc"]
+    services.create_jobs(space, items)
+    flow.set_limit(space, "sync", concurrency=None, rate=None, key_concurrency=1)
+    with time_machine.travel(T0, tick=False):
+        polled = services.poll_jobs(space, count=3, ack=ack, worker_id="w-1")
+    stored = list(Job.objects.filter(space=space))
+    assert len(polled) == len(stored) == 3
+    assert len({job.claim_id for job in stored}) == 3
+    assert {job.claim_id for job in polled} == {job.claim_id for job in stored}
+    for job in stored:
+        assert job.worker_id == "w-1"
+        assert job.delivered_at == T0
+        if ack:
+            assert job.status == Job.Status.RUNNING
+            assert (job.started_at, job.delivery_count) == (T0, 0)
+            assert job.execution_deadline == T0 + timedelta(seconds=60)
+            assert job.delivery_deadline is None
+        else:
+            assert job.status == Job.Status.DELIVERED
+            assert job.delivery_count == 1
+            assert job.delivery_deadline == T0 + timedelta(seconds=60)
+            assert job.execution_deadline is None
