@@ -84,6 +84,16 @@ class Job(models.Model):
         db_default="cancel",
     )
     has_children = models.BooleanField(default=False, db_default=False)
+    # A member of a group with a completion step (jobs/groups.py); null for any other job.
+    # Its terminal moves count on the group row, so its complete takes the locking path.
+    group = models.ForeignKey(
+        "JobGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+        db_index=False,  # job_group_member_idx below: most jobs have none
+    )
 
     delivered_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -166,6 +176,13 @@ class Job(models.Model):
             ),
             # workflow repair: WHERE status = 'blocked' AND id > ? ORDER BY id
             models.Index(fields=["id"], condition=Q(status="blocked"), name="job_blocked_idx"),
+            # groups: a group's members by status (the repair's "any still active?", member
+            # ids of the completion job); jobs outside a group are not in it.
+            models.Index(
+                fields=["group", "status"],
+                condition=Q(group__isnull=False),
+                name="job_group_member_idx",
+            ),
             # retention: WHERE space_id = ? AND status IN (finished) AND completed_at < cutoff
             models.Index(
                 fields=["space", "status", "completed_at"],
@@ -216,6 +233,53 @@ class JobDependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.child_id} after {self.parent_id}"
+
+
+class JobGroup(models.Model):
+    """Jobs created together whose end starts one more job: the completion step (a chord).
+
+    Members carry `group_id`. Each terminal move of a member (completed, dead, killed) is
+    counted here in the member's own transaction, under this row's lock; the move that makes
+    the counts reach `total` creates the completion job from `on_complete` and sets
+    `completion_job_id` and `fired_at` with an UPDATE conditional on them being unset, so it
+    happens exactly once (jobs/groups.py, docs/workflows.md). A fired group is closed.
+    """
+
+    # Opaque and public like a job id (a ULID): the job JSON's groupId is this column.
+    id = models.CharField(primary_key=True, max_length=26, default=new_job_id, editable=False)
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="job_groups")
+    name = models.CharField(max_length=200)
+    total = models.PositiveIntegerField()
+    completed = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    killed = models.PositiveIntegerField(default=0)
+    # The completion job's create body, validated like any (internal names); its callback
+    # headers are secrets, kept apart and encrypted like a job's.
+    on_complete = SafeJSONField(default=dict)
+    on_complete_headers = EncryptedJSONField(default=dict, blank=True)
+    # Set once, together, by the conditional UPDATE that fires the group. Not a foreign key:
+    # retention may delete the completion job, and the group must still read as fired.
+    completion_job_id = models.CharField(max_length=26, null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # the space's groups list: WHERE space_id = ? ORDER BY id DESC
+            models.Index(fields=["space", "-id"], name="jobgroup_space_idx"),
+            # repair: WHERE fired_at IS NULL (open groups only)
+            models.Index(
+                fields=["id"], condition=Q(fired_at__isnull=True), name="jobgroup_open_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id} ({self.done}/{self.total})"
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.dead + self.killed
 
 
 class JobEvent(models.Model):
