@@ -71,7 +71,7 @@ def connect_hooks() -> None:
 
 def register_maintenance() -> None:
     """The steps of the scheduler process (python manage.py run_scheduler), seconds apart."""
-    from jobs import maintenance, retention, services, streams, workflows
+    from jobs import maintenance, retention, rollups, services, streams, workflows
     from notifications import breaker, outbox
     from schedules import services as schedules
 
@@ -80,6 +80,9 @@ def register_maintenance() -> None:
     # Events whose numbering never ran (the process died right after the commit).
     maintenance.register("jobs.sequence_stragglers", streams.sequence_stragglers, every=5.0)
     maintenance.register("jobs.retention", retention.prune_expired, every=60)
+    # The operator's figures (overview per name, workers): new events folded into rollups.
+    maintenance.register("jobs.roll_up", rollups.roll_up, every=2.0)
+    maintenance.register("jobs.prune_rollups", rollups.prune, every=600)
     # Children left blocked although their parents are all done (a crash, a restore).
     maintenance.register("jobs.repair_blocked", workflows.repair_blocked, every=60)
     maintenance.register("schedules.tick", schedules.tick, every=1.0)
