@@ -683,6 +683,86 @@ def workflows(service: Service, workers: int) -> dict:
     }
 
 
+# --- 1d. concurrency per key: 1,000 keys with a limit of 1 each, beside the same jobs plain --
+
+KEYED_KEYS = 1000
+KEYED_PER_KEY = 2
+KEYED_POLL = 10
+
+
+def keyed_items(with_keys: bool) -> list[dict]:
+    """KEYED_PER_KEY jobs of each of KEYED_KEYS keys, each key's jobs side by side in the queue
+    (so polls keep meeting the next job of a key whose first is in flight)."""
+    return [
+        {"name": "keyed", **({"concurrencyKey": f"customer-{k}"} if with_keys else {})}
+        for k in range(KEYED_KEYS)
+        for _ in range(KEYED_PER_KEY)
+    ]
+
+
+def keyed_run(service: Service, space: str, token: str, with_keys: bool, workers: int) -> dict:
+    """Create the jobs (arrays of 1,000), then workers poll 10, ack and complete each until all
+    are completed. With keys, the name has a limit of 1 per key (space_settings --key-limit)."""
+    if with_keys:
+        service.manage("space_settings", "--space", space, "--key-limit", "keyed:1")
+    items = keyed_items(with_keys)
+    client = Http(service.port, token)
+    for start in range(0, len(items), 1000):
+        status, _ = client.call("POST", f"/api/v1/spaces/{space}/jobs", items[start : start + 1000])
+        if status != 201:
+            raise RuntimeError(f"create answered {status}")
+    total = mp.Value("q", len(items))
+    done = mp.Value("q", 0)
+    out = mp.Queue()
+    started = time.monotonic()
+    procs = [
+        mp.Process(
+            target=_worker,
+            args=(
+                service.port,
+                token,
+                space,
+                "per_job",
+                KEYED_POLL,
+                total,
+                done,
+                started + 240,
+                out,
+            ),
+        )
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    finished = [r[4] for r in results if r[4] is not None]
+    elapsed = (max(finished) if finished else time.monotonic()) - started
+    completed = sum(len(r[0]) for r in results)
+    polls = [v for r in results for v in r[2]["poll"]]
+    return {
+        "jobs": len(items),
+        "keys": KEYED_KEYS if with_keys else 0,
+        "completed": completed,
+        "errors": sum(r[3] for r in results),
+        "seconds": round(elapsed, 2),
+        "jobs_per_second": round(completed / elapsed, 1),
+        "poll_ms": p50_p99(polls),
+        "polls": len(polls),
+    }
+
+
+def keyed(service: Service, workers: int) -> dict:
+    plain = keyed_run(service, *service.token("keyed-plain"), False, workers)
+    limited = keyed_run(service, *service.token("keyed"), True, workers)
+    return {
+        "plain": plain,
+        "keyed": limited,
+        "ratio": round(limited["jobs_per_second"] / plain["jobs_per_second"], 3),
+    }
+
+
 # --- 1b. per-call cost: one client, idle server -----------------------------------------------
 
 # (key, label, goal for p50 in ms or None)
@@ -1167,6 +1247,8 @@ def main() -> None:
             "stream",
             "workflow-plain",
             "workflow-deps",
+            "keyed-plain",
+            "keyed",
             *(f"depth-{size}" for size in sizes),
             "depth-finished",
         ]
@@ -1184,6 +1266,8 @@ def main() -> None:
             rss[f"after_{key}"] = service.rss()
         print("workflows: 3 levels, 1,000 jobs, beside 1,000 plain jobs ...", flush=True)
         report["workflows"] = workflows(service, workers)
+        print("concurrency per key: 1,000 keys, limit 1 each, beside plain jobs ...", flush=True)
+        report["keyed"] = keyed(service, workers)
         print("wake, stream, depth ...", flush=True)
         report["wake"] = wake(service, 10 if quick else 50)
         report["stream"] = stream(
@@ -1310,6 +1394,18 @@ def table(r: dict, quick: bool) -> list[tuple[str, str, str, str]]:
             f" complete p50 {linked['complete_ms']['p50']} vs {plain['complete_ms']['p50']} ms;"
             f" {linked['completed']}/{linked['jobs']} done,"
             f" {linked['children_started_before_parent']} child started early",
+            "",
+            "",
+        )
+    )
+    kd = r["keyed"]
+    plain, limited = kd["plain"], kd["keyed"]
+    rows.append(
+        (
+            "2,000 jobs over 1,000 keys, 1 per key at once, vs the same plain: jobs/s; poll p50",
+            f"{limited['jobs_per_second']:,} vs {plain['jobs_per_second']:,} jobs/s"
+            f" = {kd['ratio']}x; poll p50 {limited['poll_ms']['p50']}"
+            f" vs {plain['poll_ms']['p50']} ms; {limited['completed']}/{limited['jobs']} done",
             "",
             "",
         )
