@@ -263,8 +263,8 @@ class ErrorGroupRetryView(_GroupActionView):
         tags=["jobs"],
     )
     def post(self, request: Request, spaceId: str, fingerprint: str) -> Response:
+        self.body_dict(request)  # the body first: an over-size one is a 413 whatever the group
         jobs = self.group(spaceId, fingerprint)
-        self.body_dict(request)
         done = services.bulk_retry(jobs)
         return Response({"fingerprint": fingerprint, "action": "retry", "count": done})
 
@@ -281,8 +281,8 @@ class ErrorGroupKillView(_GroupActionView):
         tags=["jobs"],
     )
     def post(self, request: Request, spaceId: str, fingerprint: str) -> Response:
-        jobs = self.group(spaceId, fingerprint)
         data = self.validate(GroupKillBodySerializer, self.body_dict(request))
+        jobs = self.group(spaceId, fingerprint)
         reason = data.get("reason") or f"error group {fingerprint} killed through the API"
         done = services.bulk_kill(jobs, reason=reason)
         return Response({"fingerprint": fingerprint, "action": "kill", "count": done})
