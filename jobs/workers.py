@@ -12,11 +12,11 @@ seen" is therefore exact to within SIGHTING_EVERY seconds.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
-
-from .models import WorkerSighting
 
 SIGHTING_EVERY = 5.0
 MAX_WORKER_ID = 200
@@ -38,32 +38,57 @@ def valid_worker_id(value: str) -> bool:
     return 0 < len(value) <= MAX_WORKER_ID and value.isprintable() and bool(value.strip())
 
 
-def seen(space_id: int, worker: str, key_id: int | None, now: datetime | None = None) -> bool:
-    """Note that WORKER polled SPACE now; True when a row was written (not debounced)."""
+@dataclass(frozen=True)
+class Sighting:
+    """A sighting due to be written (the debounce let it through)."""
+
+    space_id: int
+    worker_id: str
+    key_id: int | None
+    at: datetime
+
+
+# One statement on both databases. Poll on PostgreSQL runs it as a CTE of its own statement
+# (jobs/services.py), so a poll stays one round trip even when a sighting is due.
+UPSERT_SQL = (
+    "INSERT INTO jobs_workersighting (space_id, worker_id, key_id, first_seen_at, last_seen_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (space_id, worker_id) DO UPDATE "
+    "SET last_seen_at = excluded.last_seen_at, key_id = excluded.key_id"
+)
+
+
+def upsert_params(sighting: Sighting) -> list:
+    return [sighting.space_id, sighting.worker_id, sighting.key_id, sighting.at, sighting.at]
+
+
+def due(
+    space_id: int, worker: str, key_id: int | None, now: datetime | None = None
+) -> Sighting | None:
+    """The sighting of WORKER polling SPACE now, when one is due (none written by this process
+    in the last SIGHTING_EVERY seconds); the caller writes it (`write`, or in its statement)."""
     now = now or timezone.now()
     mark = (space_id, worker)
     with _lock:
         last = _written.get(mark)
         if last is not None and now - last < timedelta(seconds=SIGHTING_EVERY) and now >= last:
-            return False
+            return None
         if len(_written) >= _MAX_REMEMBERED:
             _written.clear()
         _written[mark] = now
-    # One statement on both databases: INSERT ... ON CONFLICT (space, worker) DO UPDATE.
-    WorkerSighting.objects.bulk_create(
-        [
-            WorkerSighting(
-                space_id=space_id,
-                worker_id=worker,
-                key_id=key_id,
-                first_seen_at=now,
-                last_seen_at=now,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["space", "worker_id"],
-        update_fields=["last_seen_at", "key"],
-    )
+    return Sighting(space_id=space_id, worker_id=worker, key_id=key_id, at=now)
+
+
+def write(sighting: Sighting) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(UPSERT_SQL, upsert_params(sighting))
+
+
+def seen(space_id: int, worker: str, key_id: int | None, now: datetime | None = None) -> bool:
+    """Note that WORKER polled SPACE now; True when a row was written (not debounced)."""
+    sighting = due(space_id, worker, key_id, now)
+    if sighting is None:
+        return False
+    write(sighting)
     return True
 
 

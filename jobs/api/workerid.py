@@ -31,9 +31,8 @@ def worker_header(request: Request) -> str | None:
     return value
 
 
-def polling_worker(request: Request, key: ApiKey) -> str:
-    """The name of the worker polling with KEY (its header, else its key), its sighting noted
-    (debounced: not a write per poll)."""
+def polling_worker(request: Request, key: ApiKey) -> tuple[str, workers.Sighting | None]:
+    """The name of the worker polling with KEY (its header, else its key), and its sighting
+    when one is due (debounced: not a write per poll); poll and claim write it."""
     name = workers.worker_name(worker_header(request), key.prefix)
-    workers.seen(key.space_id, name, key.pk)
-    return name
+    return name, workers.due(key.space_id, name, key.pk)
