@@ -28,7 +28,7 @@ from lib import errors
 from spaces import auth as spaces_auth
 from spaces.models import Space
 
-from . import events, flow, wakeup, workflows
+from . import events, flow, wakeup, workers, workflows
 from .fingerprint import fingerprint
 from .models import Job, JobLog, NameLimit
 from .queries import attempt
@@ -241,21 +241,28 @@ def poll_jobs(
     names: list[str] | None = None,
     ack: bool = False,
     worker_id: str | None = None,
+    sighting: workers.Sighting | None = None,
 ) -> list[Job]:
     """Atomically claim up to COUNT pending jobs (optionally only NAMES), in queue order.
 
     With ACK the jobs go straight to running (the execution deadline starts), saving the worker
-    its ack call. WORKER_ID is stored on each claimed job (the workers view's "holds now").
+    its ack call. WORKER_ID is stored on each claimed job (the workers view's "holds now");
+    SIGHTING, when given, is written too (on PostgreSQL inside the poll's one statement).
     """
     count = max(1, min(int(count), MAX_POLL_COUNT))
     if _space_paused(space):
+        if sighting is not None:
+            workers.write(sighting)
         return []
     now = timezone.now()
     if connection.vendor == "postgresql":
-        claimed = _poll_postgres(space, count, names, ack, now, worker_id)
+        claimed = _poll_postgres(space, count, names, ack, now, worker_id, sighting)
         if claimed is not None:
             workflows.attach_parents(claimed)  # a query only when a job has parents
             return claimed  # no per-name limit applies: one statement did it all
+        sighting = None  # written by that statement all the same
+    if sighting is not None:
+        workers.write(sighting)
     with transaction.atomic():
         # Per-name limits (jobs/flow.py), their rows locked; an empty dict when the space has
         # none (SQLite, or limits removed since the statement above looked).
@@ -284,6 +291,7 @@ def _poll_postgres(
     ack: bool,
     now: datetime,
     worker_id: str | None = None,
+    sighting: workers.Sighting | None = None,
 ) -> list[Job] | None:
     """The whole poll as one statement: the claimed jobs, or None when per-name limits apply.
 
@@ -302,6 +310,8 @@ def _poll_postgres(
     # An ack (here implied) resets the count of unacknowledged hand-outs.
     delivery_count = "0" if ack else "j.delivery_count + 1"
     event_type = "started" if ack else "delivered"
+    # A worker's sighting, when one is due, is written by this same statement (a CTE).
+    seen = f", seen AS ({workers.UPSERT_SQL})" if sighting is not None else ""
     limits = NameLimit._meta.db_table
     sql = f"""
         WITH limited AS (
@@ -339,7 +349,7 @@ def _poll_postgres(
                                        attempt_number, seq, created_at)
             SELECT id, space_id, %s, status, 'pending', NULL, attempt_number, NULL, %s FROM upd
             RETURNING id, job_id
-        )
+        ){seen}
         SELECT (SELECT yes FROM limited) AS limited, ev.id AS event_id, upd.*
           FROM (SELECT 1) AS one LEFT JOIN (upd JOIN ev ON ev.job_id = upd.id) ON TRUE
     """  # noqa: S608 - only fixed fragments are formatted in; values are parameters
@@ -353,6 +363,8 @@ def _poll_postgres(
     if ack:
         params.append(now)
     params += [event_type, now]
+    if sighting is not None:
+        params += workers.upsert_params(sighting)
     # Always one row at least (the outer join), which says whether limits apply.
     rows = list(Job.objects.raw(sql, params))
     if rows[0].limited:
@@ -513,8 +525,16 @@ def _mark_claimed_postgres(
         return [row[0] for row in cursor.fetchall()]
 
 
-def claim_job(space: Space, job_id: str, *, worker_id: str | None = None) -> Job:
+def claim_job(
+    space: Space,
+    job_id: str,
+    *,
+    worker_id: str | None = None,
+    sighting: workers.Sighting | None = None,
+) -> Job:
     """Claim one pending job by id (the HTTP push receiver's call)."""
+    if sighting is not None:
+        workers.write(sighting)
     job = Job.objects.filter(pk=job_id, space=space).only("id", "status").first()
     if job is None:
         raise not_found()

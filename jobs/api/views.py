@@ -28,7 +28,7 @@ from lib.params import int_param
 from spaces import scopes
 from spaces.models import ApiKey
 
-from . import listing, throttling
+from . import listing, throttling, workerid
 from . import serializers as s
 from .listing import text_param as _text_param
 from .parsers import CappedJSONParser, JSONLinesParser, NDJSONNewTypeParser, NDJSONParser
@@ -81,6 +81,7 @@ class ApiView(APIView):
         needed = self.scopes_by_method.get(request.method, ())
         if needed and not any(request.auth.has_scope(scope) for scope in needed):
             raise Forbidden("missing_scope", f"Missing required scope: {needed[0]}")
+        workerid.worker_header(request)  # a malformed X-Worker-Id is a 400 on every call
 
     def check_throttles(self, request: Request) -> None:
         pass  # done in check_permissions, after authentication
@@ -271,6 +272,7 @@ class PollView(ApiView):
         self.check_space(spaceId)
         params = self.validate(s.PollSerializer, self.body(request))
         space = self.key.space
+        worker, sighting = workerid.polling_worker(request, self.key)
         names = params.get("filter_names")
         wait = float(params.get("waitSeconds") or 0)
         deadline = time.monotonic() + wait
@@ -278,7 +280,15 @@ class PollView(ApiView):
         recheck = 1.0 if wakeup.settings.REDIS_URL else 0.25
         while True:
             seen = wakeup.generation(space.pk)
-            jobs = services.poll_jobs(space, count=params["count"], names=names, ack=params["ack"])
+            jobs = services.poll_jobs(
+                space,
+                count=params["count"],
+                names=names,
+                ack=params["ack"],
+                worker_id=worker,
+                sighting=sighting,
+            )
+            sighting = None  # noted once per call
             left = deadline - time.monotonic()
             if jobs or left <= 0:
                 break
@@ -301,7 +311,8 @@ class ClaimView(ApiView):
         if not _valid_id(jobId):
             raise services.not_found()
         _maybe_body(request)  # a body is not needed, but an over-size one still gets 413
-        job = services.claim_job(self.key.space, jobId)
+        worker, sighting = workerid.polling_worker(request, self.key)
+        job = services.claim_job(self.key.space, jobId, worker_id=worker, sighting=sighting)
         return Response({"job": s.descriptor_json(job)})
 
 

@@ -40,6 +40,10 @@ MATRIX = {
     "dashboard-schedule-trigger": ("post", "schedule", True),
     "dashboard-schedule-delete": ("post", "schedule", True),
     "dashboard-limits": ("get", "space", False),
+    "dashboard-workers": ("get", "space", False),
+    "dashboard-overview": ("get", "space", False),
+    "dashboard-errors": ("get", "space", False),
+    "dashboard-error-group": ("post", "error group", False),
 }
 # Pages that name no organization or space.
 UNSCOPED = {
@@ -75,6 +79,7 @@ def _url(name: str, kind: str, cast, job, token_row, schedule) -> str:
         "job": {**space_kw, "job_id": job.id},
         "key": {**space_kw, "key_id": token_row.pk},
         "schedule": {**space_kw, "name": schedule.name},
+        "error group": {**space_kw, "fingerprint": "0123456789abcdef"},
     }[kind]
     return reverse(name, kwargs=kwargs)
 

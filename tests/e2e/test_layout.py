@@ -234,7 +234,7 @@ def test_the_navigation_and_tabs_stay_reachable(screen, site):
         box = link.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], label
     tabs = page.locator("nav.tabs a.tab")
-    assert tabs.count() == 5
+    assert tabs.count() == 8  # Jobs, Schedules, Limits, Overview, Workers, Errors, Tokens, Settings
     for i in range(tabs.count()):
         expect(tabs.nth(i)).to_be_visible()
         box = tabs.nth(i).bounding_box()

@@ -41,6 +41,8 @@ def test_every_app_s_step_is_registered_once_by_the_wiring():
         "jobs.rescue",
         "jobs.sequence_stragglers",
         "jobs.retention",
+        "jobs.roll_up",
+        "jobs.prune_rollups",
         "jobs.repair_blocked",
         "schedules.tick",
         "notifications.flush_outbox",

@@ -86,6 +86,7 @@ def test_an_over_size_body_gets_413_json_on_every_api_write(route, method, space
         "space_id": space.public_id,
         "jobId": job.id,
         "name": "nightly",
+        "fingerprint": "0123456789abcdef",
     }
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

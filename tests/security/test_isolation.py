@@ -64,6 +64,11 @@ ROUTES: dict[str, Case] = {
     "api/v1/spaces/<str:spaceId>/jobs/poll": api("POST", POST={"count": 10}),
     "api/v1/spaces/<str:spaceId>/limits": api("GET"),
     "api/v1/spaces/<str:spaceId>/limits/<str:name>": api("PUT", "DELETE", PUT={"concurrency": 1}),
+    "api/v1/spaces/<str:spaceId>/workers": api("GET"),
+    "api/v1/spaces/<str:spaceId>/overview": api("GET"),
+    "api/v1/spaces/<str:spaceId>/errors": api("GET"),
+    "api/v1/spaces/<str:spaceId>/errors/<str:fingerprint>/retry": api("POST", POST={}),
+    "api/v1/spaces/<str:spaceId>/errors/<str:fingerprint>/kill": api("POST", POST={}),
     "api/v1/jobs/complete": Case("api-batch", ("POST",)),
     "api/v1/jobs/fail": Case("api-batch", ("POST",)),
     "api/v1/jobs/<str:jobId>": api("GET"),
@@ -139,6 +144,10 @@ ROUTES: dict[str, Case] = {
     "spaces/<str:public_id>/schedules/<str:name>/trigger/": DASHBOARD,
     "spaces/<str:public_id>/schedules/<str:name>/delete/": DASHBOARD,
     "spaces/<str:public_id>/limits/": DASHBOARD,
+    "spaces/<str:public_id>/workers/": DASHBOARD,
+    "spaces/<str:public_id>/overview/": DASHBOARD,
+    "spaces/<str:public_id>/errors/": DASHBOARD,
+    "spaces/<str:public_id>/errors/<str:fingerprint>/": DASHBOARD,
     "spaces/<str:public_id>/settings/": DASHBOARD,
     "spaces/<str:public_id>/settings/test-slack/": DASHBOARD,
     "spaces/<str:public_id>/settings/test-push/": DASHBOARD,
@@ -265,6 +274,7 @@ def values_for(t: Tenants) -> dict[str, Any]:
         "key_id": t.key_b_row.pk,
         "invitation_id": t.invitation_b.pk,
         "token": t.invitation_b.token,
+        "fingerprint": t.job_b.error_fingerprint or "0123456789abcdef",
     }
 
 
