@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, _server_env
+from tests.e2e.conftest import ROOT, SCREENSHOTS, _server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +28,13 @@ class Site:
     space_id: str
     org_slug: str
     storage_state: dict
+
+
+def shot(page, viewport, name: str) -> None:
+    """The desktop view of a tab, for the README (docs/screenshots/ under `make screenshots`)."""
+    if viewport is DESKTOP:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def call(server, token, method, path, json=None, worker=None):
@@ -153,6 +160,7 @@ def test_the_workers_tab(screen, site):
     assert node.locator("[data-held]").inner_text() == "3"
     assert node.locator("a.job-link").count() == 3
     assert page.locator("a.tab.is-active").inner_text() == "Workers"
+    shot(page, viewport, "workers")
 
 
 def test_the_overview_tab(screen, site):
@@ -163,6 +171,7 @@ def test_the_overview_tab(screen, site):
     assert rows.count() == 3
     pending = sum(int(rows.nth(i).locator("[data-pending]").inner_text()) for i in range(3))
     assert pending == 30 - 3 - 4
+    shot(page, viewport, "overview")
 
 
 def test_the_errors_tab(screen, site):
@@ -174,6 +183,7 @@ def test_the_errors_tab(screen, site):
     assert [groups.nth(i).locator("[data-count]").inner_text() for i in range(2)] == ["2", "2"]
     assert page.locator("[data-errors] button:has-text('Retry all')").count() == 2
     assert page.locator("[data-errors] button:has-text('Kill all')").count() == 2
+    shot(page, viewport, "errors")
 
 
 def test_the_spaces_list_warns_of_an_unattended_space(screen, site):
