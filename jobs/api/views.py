@@ -59,6 +59,17 @@ CLAIM_HEADER = OpenApiParameter(
     required=False,
     description="The claimId the job was handed out with; a stale one gets 409 stale_claim.",
 )
+WORKER_HEADER = OpenApiParameter(
+    "X-Worker-Id",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Names the worker (1-200 printable characters, e.g. hostname:pid) in the workers view "
+        "and on the jobs it takes; without it the worker is named by its key. A malformed one "
+        "is 400 on any call."
+    ),
+)
 
 
 class ApiView(APIView):
@@ -265,6 +276,7 @@ class PollView(ApiView):
         operation_id="pollJobs",
         summary="Claim up to `count` pending jobs; `waitSeconds` long-polls",
         request=s.PollSerializer,
+        parameters=[WORKER_HEADER],
         responses={200: s.PollResponseSerializer, **_errors(*COMMON)},
         tags=["workers"],
     )
@@ -304,6 +316,7 @@ class ClaimView(ApiView):
         operation_id="claimJob",
         summary="Claim one pending job",
         request=None,
+        parameters=[WORKER_HEADER],
         responses={200: s.ClaimResponseSerializer, **_errors(*COMMON, 409)},
         tags=["workers"],
     )
