@@ -49,6 +49,8 @@ def connect_receivers() -> None:
 
 
 def connect_hooks() -> None:
+    from jobs import events as job_events
+    from jobs import groups as job_groups
     from jobs import retention as job_retention
     from notifications import outbox
     from notifications import retention as notification_retention
@@ -61,6 +63,10 @@ def connect_hooks() -> None:
     # The outbox planner reads the channels of a space an API key just loaded: with the key.
     if "channels" not in auth.space_related:
         auth.space_related.append("channels")
+    # A group's member finishing (or retried) counts on its group, in the member's own
+    # transaction; the last one creates the completion job (docs/workflows.md, Groups).
+    if job_groups.members_moved not in job_events.terminal_moves:
+        job_events.terminal_moves.append(job_groups.members_moved)
     # Job retention: deliveries lose the link to a deleted job (in its transaction), then go
     # after their own period.
     job_retention.jobs_pruned.connect(
@@ -71,7 +77,7 @@ def connect_hooks() -> None:
 
 def register_maintenance() -> None:
     """The steps of the scheduler process (python manage.py run_scheduler), seconds apart."""
-    from jobs import maintenance, retention, rollups, services, streams, workflows
+    from jobs import groups, maintenance, retention, rollups, services, streams, workflows
     from notifications import breaker, outbox
     from schedules import services as schedules
 
@@ -85,6 +91,8 @@ def register_maintenance() -> None:
     maintenance.register("jobs.prune_rollups", rollups.prune, every=600)
     # Children left blocked although their parents are all done (a crash, a restore).
     maintenance.register("jobs.repair_blocked", workflows.repair_blocked, every=60)
+    # Groups whose members all finished but whose completion job was never made.
+    maintenance.register("jobs.repair_groups", groups.repair_groups, every=60)
     maintenance.register("schedules.tick", schedules.tick, every=1.0)
     # Rows the broker never took (it was down) or whose message was lost.
     maintenance.register("notifications.flush_outbox", outbox.flush_outbox, every=5.0)

@@ -11,7 +11,7 @@ notifications keep their own outbox cursor over them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import transaction
 from django.dispatch import Signal
@@ -50,7 +50,11 @@ REPORT_TYPES = frozenset({"progress", "checkpoint", "keepalive", "logs"})
 # What became of the job's callback (notifications/transports/callback.py).
 CALLBACK_TYPES = frozenset({"callback_sent", "callback_failed"})
 
-LIFECYCLE_TYPES = TRANSITION_TYPES | REPORT_TYPES | CALLBACK_TYPES
+# A group's progress (jobs/groups.py): written on the member whose move changed the group's
+# counts, with {groupId, name, done, total, ...}; it leaves the member's status alone.
+GROUP_TYPES = frozenset({"group.progress"})
+
+LIFECYCLE_TYPES = TRANSITION_TYPES | REPORT_TYPES | CALLBACK_TYPES | GROUP_TYPES
 
 # Names a custom event may not take either: the first message of a job stream ("init") and of a
 # space stream ("connected"), which an event of that type would pass for, and "scheduled", the
@@ -59,6 +63,12 @@ RESERVED_TYPES = LIFECYCLE_TYPES | {"init", "connected", "scheduled"}
 
 # Sent once per committed transaction with `events` (a list of JobEvent, in write order).
 event_committed = Signal()
+
+# Called inside the writing transaction, after the job rows and their events are written, with
+# the events that move a job into or out of a terminal status (completed, dead, killed); a
+# hook's writes commit or roll back with the transition. Groups count their members' ends
+# here (jobs/groups.py members_moved, connected in config/apps.py).
+terminal_moves: list[Callable[[list[JobEvent]], None]] = []
 
 
 def record(job: Job, type: str, data=None, *, previous_status: str | None = None) -> JobEvent:
@@ -77,6 +87,7 @@ def record(job: Job, type: str, data=None, *, previous_status: str | None = None
         attempt_number=job.attempt_number,
     )
     event.job = job
+    _after_write([event])
     publish_on_commit([event])
     return event
 
@@ -90,8 +101,25 @@ def record_many(events: Iterable[JobEvent]) -> list[JobEvent]:
     created = JobEvent.objects.bulk_create(events)
     for event, job in zip(created, jobs, strict=True):
         event.job = job
+    _after_write(created)
     publish_on_commit(created)
     return created
+
+
+def _after_write(events: list[JobEvent]) -> None:
+    """Hand the events that move a job into or out of a terminal status to `terminal_moves`,
+    in the transaction that wrote them. Every transition comes through here with its previous
+    status, so a hook misses none; an event that moves nothing costs two comparisons."""
+    if not terminal_moves:
+        return
+    moved = [e for e in events if e.previous_status and _terminal_move(e)]
+    if moved:
+        for hook in terminal_moves:
+            hook(moved)
+
+
+def _terminal_move(event: JobEvent) -> bool:
+    return (event.status in Job.TERMINAL) != (event.previous_status in Job.TERMINAL)
 
 
 def build(job: Job, type: str, data=None, *, previous_status: str | None = None) -> JobEvent:

@@ -28,7 +28,7 @@ from lib import errors
 from spaces import auth as spaces_auth
 from spaces.models import Space
 
-from . import events, flow, wakeup, workers, workflows
+from . import events, flow, groups, wakeup, workers, workflows
 from .fingerprint import fingerprint
 from .models import Job, JobLog, NameLimit
 from .queries import attempt
@@ -96,8 +96,9 @@ def _build(space: Space, data: dict, now: datetime) -> Job:
 
 def create_job(space: Space, data: dict) -> tuple[Job, bool]:
     """Create one job; (job, created). A repeat of an idempotency key returns the existing job."""
-    if data.get("depends_on"):
-        # A child of other jobs: linked to its parents in one transaction (jobs/workflows.py).
+    if data.get("depends_on") or data.get("group"):
+        # A child of other jobs: linked to its parents in one transaction (jobs/workflows.py);
+        # a group's member: made with its group (jobs/groups.py).
         return _create_with_retry(space, [data], array=False)[0]
     key = data.get("idempotency_key")
     job = _build(space, data, timezone.now())
@@ -210,6 +211,9 @@ def _create_jobs(space: Space, items: list[dict], *, array: bool) -> list[tuple[
         links = None
         if workflows.wants_links(items):
             links = workflows.link(space.pk, items, results, array=array)
+        if groups.wants_group(items):
+            # The group row before its members (their group_id points at it).
+            groups.prepare(space, items, results)
         if new_jobs:
             Job.objects.bulk_create(new_jobs)
             events.record_many(
@@ -947,9 +951,10 @@ def complete_job(job: Job, result: Any = None, *, claim_id: str | None = None) -
         event_data="%s",
         event_params=[_json_param(events.JobEvent, "data", {"result": result})],
         moves_status=True,
-        # A parent releases its children in its own transaction: the locking path below.
-        # A plain job (no children, the flag false) keeps the one statement.
-        only_if="AND NOT j.has_children",
+        # A parent releases its children, and a group's member counts on its group, in its
+        # own transaction: the locking path below (jobs/events.py hands the member's move to
+        # jobs/groups.py). A plain job (no children, no group) keeps the one statement.
+        only_if="AND NOT j.has_children AND j.group_id IS NULL",
     ):
         return job
     with transaction.atomic():

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs import workflows
+from jobs import groups, workflows
 from jobs.models import Job, JobLog
 from jobs.queries import attempt, iso
 from jobs.services import LOG_LEVELS, MAX_POLL_COUNT, payload_size
@@ -153,6 +153,37 @@ DependsOnField = extend_schema_field(
 )(DependsOnField)
 
 
+class CompletionTemplateField(serializers.Field):
+    """A group's onComplete: a job create body, validated exactly like one (JobCreateSerializer),
+    less what a completion job cannot take (jobs/groups.py)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("A job create body (a JSON object)")
+        serializer = JobCreateSerializer(data=data)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        template = dict(serializer.validated_data)
+        problems = groups.template_problems(template)
+        if problems:
+            raise serializers.ValidationError(problems)
+        if template.get("backoff") is not None:
+            template["backoff"] = dict(template["backoff"])
+        # Stored as JSON (JobGroup.on_complete): only what the create gave, no empty defaults.
+        return {k: v for k, v in template.items() if v is not None or k == "payload"}
+
+    def to_representation(self, value):
+        return value
+
+
+class GroupSerializer(serializers.Serializer):
+    """`group` on a create body: the jobs of one request that carry it are one group's members,
+    and `onComplete` is created once when they have all finished (docs/workflows.md)."""
+
+    name = StrictCharField(min_length=1, max_length=200)
+    onComplete = CompletionTemplateField(source="on_complete")  # noqa: N815
+
+
 class JobCreateSerializer(serializers.Serializer):
     name = StrictCharField(min_length=1, max_length=200)
     payload = AnyJSONField(required=False, allow_null=True, default=None)
@@ -198,6 +229,8 @@ class JobCreateSerializer(serializers.Serializer):
     onParentFailure = serializers.ChoiceField(  # noqa: N815
         source="on_parent_failure", choices=workflows.POLICIES, required=False
     )
+    # Groups (docs/workflows.md): every job of a request carrying it is a member.
+    group = GroupSerializer(required=False, allow_null=True)
 
     def validate(self, attrs):
         if attrs.get("depends_on") and attrs.get("scheduled_for") is not None:
@@ -231,20 +264,29 @@ class JobCreateSerializer(serializers.Serializer):
         return value
 
 
+# The onComplete of a group is a job create body: its schema is this one's (a recursion the
+# OpenAPI document names by reference).
+extend_schema_field(JobCreateSerializer)(CompletionTemplateField)
+
+
 class JobCreatedSerializer(serializers.Serializer):
     id = serializers.CharField()
     spaceId = serializers.CharField()  # noqa: N815
     status = serializers.CharField()
     realtimeUrl = serializers.CharField()  # noqa: N815
+    groupId = serializers.CharField(required=False)  # noqa: N815
 
 
 def created_json(job: Job) -> dict:
-    return {
+    body = {
         "id": job.id,
         "spaceId": job.space.public_id,
         "status": job.status,
         "realtimeUrl": realtime_url(job.id),
     }
+    if job.group_id is not None:
+        body["groupId"] = job.group_id  # a member of a group (jobs/groups.py)
+    return body
 
 
 class NamesField(serializers.Field):
@@ -369,6 +411,7 @@ class JobSerializer(serializers.Serializer):
     parentCount = serializers.IntegerField()  # noqa: N815
     waitingParents = serializers.IntegerField()  # noqa: N815
     onParentFailure = serializers.CharField()  # noqa: N815
+    groupId = serializers.CharField(allow_null=True)  # noqa: N815
 
 
 def job_json(job: Job) -> dict:
@@ -402,6 +445,8 @@ def job_json(job: Job) -> dict:
         "parentCount": job.parent_count,
         "waitingParents": job.waiting_parents,
         "onParentFailure": job.on_parent_failure,
+        # Groups: the group it is a member of (GET /spaces/{id}/groups/{groupId}), or null.
+        "groupId": job.group_id,
     }
 
 

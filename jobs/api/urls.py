@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import docs, limits, operator, views
+from . import docs, groups, limits, operator, views
 
 urlpatterns = [
     path("schema", docs.SchemaView.as_view(), name="jobs-api-schema"),
@@ -16,6 +16,11 @@ urlpatterns = [
         "spaces/<str:spaceId>/limits/<str:name>",
         limits.LimitDetailView.as_view(),
         name="jobs-api-limit",
+    ),
+    path(
+        "spaces/<str:spaceId>/groups/<str:groupId>",
+        groups.GroupDetailView.as_view(),
+        name="jobs-api-group",
     ),
     path("spaces/<str:spaceId>/workers", operator.WorkersView.as_view(), name="jobs-api-workers"),
     path(
