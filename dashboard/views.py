@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs import flow, queries, workflows
+from jobs import flow, groups, queries, workflows
 from jobs.models import Job, JobLog, NameLimit
 from lib import errors
 from lib.params import int_param
@@ -383,6 +383,10 @@ def space_delete(request: HttpRequest, public_id: str) -> HttpResponse:
 # --- Jobs --------------------------------------------------------------------------------------
 
 
+# Groups listed on a space's Jobs page (newest first).
+GROUPS_SHOWN = 10
+
+
 @login_required
 @require_GET
 def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -421,6 +425,8 @@ def space_jobs(request: HttpRequest, public_id: str) -> HttpResponse:
         "filter_query": urlencode(flt.as_params()),
         "live": is_first_page,
         "stream_url": f"/api/v1/realtime/spaces/{space.public_id}",
+        # The newest groups with a completion step, on the first page only (a small card).
+        "groups": groups.recent_groups(space, GROUPS_SHOWN) if is_first_page else [],
     }
     return render(request, "dashboard/space_jobs.html", context)
 
@@ -534,6 +540,8 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
         # A job of a workflow (docs/workflows.md): its neighbours and the whole graph.
         parents, children = workflows.relatives(job)
         graph = jobview.workflow_layout(workflows.workflow_graph(job), job.pk)
+    # A member of a group with a completion step (docs/workflows.md): the group's progress.
+    group = groups.get_group(space, job.group_id) if job.group_id else None
     context = {
         "space": space,
         "org": space.organization,
@@ -558,6 +566,8 @@ def job_detail(request: HttpRequest, public_id: str, job_id: str) -> HttpRespons
         "parents": parents,
         "children": children,
         "graph": graph,
+        "group": group,
+        "group_percent": 100 * group.done / group.total if group and group.total else 0,
     }
     template = "dashboard/_job_live.html" if request.GET.get("fragment") else "dashboard/job.html"
     return render(request, template, context)
