@@ -49,6 +49,8 @@ _CREATE_FIELDS = {
     "on_parent_failure": "onParentFailure",
     # Per-key flow control: the name's per-key limits hold for each distinct value.
     "concurrency_key": "concurrencyKey",
+    # Groups with a completion step: {"name", "on_complete": {the completion job's fields}}.
+    "group": "group",
 }
 _API_FIELDS = frozenset(_CREATE_FIELDS.values())
 
@@ -63,6 +65,18 @@ def _iso(value: Any) -> Any:
     return value
 
 
+def group_field(group: Mapping[str, Any]) -> dict[str, Any]:
+    """A create body's ``group`` from ``{"name": ..., "on_complete": {job fields}}`` (or
+    ``onComplete``); the completion job's fields in keyword or API style, as ``job_fields``."""
+    unknown = set(group) - {"name", "on_complete", "onComplete"}
+    if unknown:
+        raise TypeError(f"unknown group field {sorted(unknown)[0]!r}")
+    on_complete = group.get("on_complete", group.get("onComplete"))
+    if not isinstance(on_complete, Mapping):
+        raise TypeError("a group needs on_complete, the completion job's fields")
+    return {"name": group.get("name"), "onComplete": job_fields(on_complete)}
+
+
 def job_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     """API fields of a job from keyword-style (``max_retries``) or API-style (``maxRetries``)
     keys; ``None`` values are left out so the server's defaults apply."""
@@ -73,7 +87,7 @@ def job_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"unknown job field {key!r}")
         if value is None and field != "payload":
             continue
-        body[field] = _iso(value)
+        body[field] = group_field(value) if field == "group" else _iso(value)
     if "name" not in body:
         raise TypeError("a job needs a name")
     return body
@@ -289,8 +303,9 @@ class Client:
         depends_on: Iterable[str] | None = None,
         on_parent_failure: str | None = None,
         concurrency_key: str | None = None,
+        group: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Create one job: ``{id, spaceId, status, realtimeUrl}``.
+        """Create one job: ``{id, spaceId, status, realtimeUrl, groupId}``.
 
         A repeat with the same ``idempotency_key`` returns the job made the first time. Without
         one the client makes up a key, so its own retries of this call never make two jobs.
@@ -304,6 +319,11 @@ class Client:
         ``concurrency_key`` (1-200 printable characters, e.g. a customer id) puts the job under
         its name's per-key limits (``set_limit(..., key_concurrency=, key_rate=)``): they hold
         for each distinct key, and a key at its limit never holds back jobs of other keys.
+
+        ``group`` (``{"name": ..., "on_complete": {"name": "mail", ...}}``) makes the job a
+        group of one: when it has finished, the ``on_complete`` job is created once, with the
+        members' ids and outcome counts in its payload's ``group``. For a group of many jobs
+        give it to ``create_many``.
         """
         body = job_fields(
             {
@@ -320,6 +340,7 @@ class Client:
                 "depends_on": list(depends_on) if depends_on is not None else None,
                 "on_parent_failure": on_parent_failure,
                 "concurrency_key": concurrency_key,
+                "group": group,
             }
         )
         return self.request(
@@ -327,17 +348,30 @@ class Client:
         )
 
     def create_many(
-        self, jobs: Iterable[Mapping[str, Any]], *, space: str | None = None
+        self,
+        jobs: Iterable[Mapping[str, Any]],
+        *,
+        space: str | None = None,
+        group: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Create up to 1000 jobs at once, all or nothing; the answers in input order.
 
         Each job is a mapping with ``name`` and the other fields, in keyword style
         (``max_retries``) or API style (``maxRetries``). Jobs without an idempotency key get
         one made up, as in ``create``, so a retried batch makes each job once.
+
+        With ``group`` (``{"name": ..., "on_complete": {...}}``) every job of the call is a
+        member of one new group (each item carries it), and the ``on_complete`` job is created
+        once when they have all finished; each answer's ``groupId`` names the group
+        (``get_group``).
         """
         items = [job_fields(job) for job in jobs]
         if not items:
             return []
+        if group is not None:
+            shared = group_field(group)
+            for item in items:
+                item["group"] = shared
         for item in items:
             item.setdefault("idempotencyKey", new_idempotency_key())
         return self.request(
@@ -347,6 +381,11 @@ class Client:
     def get(self, job_id: str) -> dict[str, Any]:
         """The job with its event history."""
         return self.request("GET", f"/jobs/{quote(job_id)}")
+
+    def get_group(self, group_id: str, *, space: str | None = None) -> dict[str, Any]:
+        """A group's progress: ``{id, name, total, done, completed, dead, killed,
+        completionJobId, firedAt, createdAt}``."""
+        return self.request("GET", f"/spaces/{quote(self._space(space))}/groups/{quote(group_id)}")
 
     def get_progress(self, job_id: str) -> Any:
         return self.request("GET", f"/jobs/{quote(job_id)}/progress")
