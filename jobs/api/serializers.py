@@ -160,6 +160,9 @@ class CompletionTemplateField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError("A job create body (a JSON object)")
+        if data.get("group") is not None:
+            # Refused before validating it: a group's template never nests another group.
+            raise serializers.ValidationError({"group": ["Not allowed on a completion job"]})
         serializer = JobCreateSerializer(data=data)
         if not serializer.is_valid():
             raise serializers.ValidationError(serializer.errors)

@@ -156,6 +156,20 @@ def test_a_bad_group_is_a_400_naming_the_field(api, space, group, where):
 
 
 @pytest.mark.django_db
+def test_a_group_nested_in_a_template_is_refused_at_the_first_level(api, space):
+    nested = {"name": "g", "onComplete": {"name": "n"}}
+    for _ in range(20):
+        nested = {"name": "g", "onComplete": {"name": "n", "group": nested}}
+
+    response = api.post(_url(space), {"name": "a", "group": nested}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["details"]["group"]["onComplete"] == {
+        "group": ["Not allowed on a completion job"]
+    }
+
+
+@pytest.mark.django_db
 def test_a_bad_group_in_an_array_names_the_item(api, space):
     bad = {"name": "g", "onComplete": {"name": "n", "maxRetries": -1}}
 
