@@ -283,6 +283,19 @@ def test_a_member_cancelled_by_its_failed_parent_counts_as_killed(space):
 
 
 @pytest.mark.django_db
+def test_members_born_cancelled_by_a_dead_parent_fire_the_group_at_create(space):
+    parent, _ = services.create_job(space, {"name": "parent"})
+    _fail(space, parent)
+
+    members = _members(space, 2, depends_on=[parent.pk])
+
+    group = _group(members[0])
+    assert (group.killed, group.total) == (2, 2)
+    (completion,) = _completions(group)
+    assert completion.payload["group"]["killed"] == 2
+
+
+@pytest.mark.django_db
 def test_bulk_kill_of_every_member_fires_once(space):
     members = _members(space, 3)
 
@@ -369,7 +382,11 @@ def test_progress_events_reach_the_space_stream_replay(space):
     streams.publish_space(space.pk)
 
     stored = JobEvent.objects.filter(type="group.progress").get()
-    assert stored.seq is not None
+    replayed = streams.stored_space_events(space.pk, space.public_id, 0, 10**9, {}, 100)
+    envelopes = [e.space_envelope for e in replayed if e.envelope["type"] == "group.progress"]
+    assert [e["seq"] for e in envelopes] == [stored.seq]
+    assert envelopes[0]["data"]["done"] == 1
+    assert envelopes[0]["data"]["total"] == 1
 
 
 # --- the locking path --------------------------------------------------------------------------
