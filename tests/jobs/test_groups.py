@@ -412,6 +412,28 @@ def test_a_member_s_complete_leaves_the_one_statement_path(space):
     assert "group_id IS NULL" in captured[0]["sql"]
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_member_s_complete_costs_a_fixed_number_of_statements(
+    space, django_assert_max_num_queries
+):
+    a, b = _members(space, 2)
+    claimed_a = services.claim_job(space, a.pk)
+    claimed_b = services.claim_job(space, b.pk)
+
+    # the one statement tried (no row: a member), then the locking path: the member's lock,
+    # update and event, the group's lock and update, the progress event (and the savepoint
+    # of the test's transaction, two more)
+    with django_assert_max_num_queries(9):
+        services.complete_job(claimed_a, None, claim_id=claimed_a.claim_id)
+    # firing adds the template's read, the member ids, the conditional UPDATE, the job and its
+    # event
+    with django_assert_max_num_queries(14):
+        services.complete_job(claimed_b, None, claim_id=claimed_b.claim_id)
+
+    assert _group(a).fired_at is not None
+
+
 @pytest.mark.django_db
 def test_plain_transitions_never_read_the_groups(space):
     from django.db import connection
