@@ -3,7 +3,8 @@
 Each space keeps completed jobs for `retention_completed_days` (default 14) and dead or killed
 jobs for `retention_failed_days` (default 30), counted from the job's completed_at (the time it
 finished, for all three). 0 keeps them forever. A parent whose children still wait (blocked)
-is kept until they no longer do (docs/workflows.md).
+is kept until they no longer do, and a member of a group until the group fired
+(docs/workflows.md).
 
 Other apps keep rows about jobs (notifications keeps its delivery records) and take part through
 two hooks, connected in their AppConfig.ready(), so this module imports none of them:
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from spaces.models import Space
 
-from . import streams, workflows
+from . import groups, streams, workflows
 from .models import Job, JobEvent, JobLog
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def _prune_jobs_batch(
             space_id__in=space_ids, status__in=list(statuses), completed_at__lt=cutoff
         )
         rows = list(
-            workflows.without_waiting_children(due)
+            groups.without_open_groups(workflows.without_waiting_children(due))
             .order_by()
             .select_for_update(skip_locked=True)
             .values_list("id", "space_id", "status")[:limit]

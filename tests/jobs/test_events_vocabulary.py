@@ -19,7 +19,12 @@ from jobs.models import JobEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every module that writes lifecycle events (the lifecycle, and the callback transport).
-RECORDERS = ("jobs/services.py", "jobs/workflows.py", "notifications/transports/callback.py")
+RECORDERS = (
+    "jobs/services.py",
+    "jobs/workflows.py",
+    "jobs/groups.py",
+    "notifications/transports/callback.py",
+)
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
@@ -89,9 +94,9 @@ def test_the_vocabulary_is_consistent():
     assert not events.TRANSITION_TYPES & events.REPORT_TYPES
     assert not events.CALLBACK_TYPES & (events.TRANSITION_TYPES | events.REPORT_TYPES)
     assert events.LIFECYCLE_TYPES <= events.RESERVED_TYPES
-    # The 17 names reserved before the vocabulary was written down once, and "blocked"
-    # (workflows: a cancelled child waiting again).
-    assert len(events.RESERVED_TYPES) == 18
+    # The 17 names reserved before the vocabulary was written down once, "blocked"
+    # (workflows: a cancelled child waiting again) and "group.progress" (groups).
+    assert len(events.RESERVED_TYPES) == 19
 
 
 def test_the_users_derive_their_sets_from_it():

@@ -44,6 +44,7 @@ def test_every_app_s_step_is_registered_once_by_the_wiring():
         "jobs.roll_up",
         "jobs.prune_rollups",
         "jobs.repair_blocked",
+        "jobs.repair_groups",
         "schedules.tick",
         "notifications.flush_outbox",
         "notifications.prune_breakers",

@@ -23,7 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from jobs import streams
-from jobs.models import Job, JobEvent
+from jobs.models import Job, JobEvent, JobGroup
 from jobs.routing import websocket_urlpatterns
 from orgs.models import Invitation, Membership
 from schedules.models import Schedule
@@ -67,6 +67,7 @@ ROUTES: dict[str, Case] = {
     "api/v1/spaces/<str:spaceId>/workers": api("GET"),
     "api/v1/spaces/<str:spaceId>/overview": api("GET"),
     "api/v1/spaces/<str:spaceId>/errors": api("GET"),
+    "api/v1/spaces/<str:spaceId>/groups/<str:groupId>": api("GET"),
     "api/v1/spaces/<str:spaceId>/errors/<str:fingerprint>/retry": api("POST", POST={}),
     "api/v1/spaces/<str:spaceId>/errors/<str:fingerprint>/kill": api("POST", POST={}),
     "api/v1/jobs/complete": Case("api-batch", ("POST",)),
@@ -275,6 +276,8 @@ def values_for(t: Tenants) -> dict[str, Any]:
         "invitation_id": t.invitation_b.pk,
         "token": t.invitation_b.token,
         "fingerprint": t.job_b.error_fingerprint or "0123456789abcdef",
+        # A group of B's (jobs/groups.py).
+        "groupId": JobGroup.objects.get_or_create(space=t.space_b, name="b.group", total=1)[0].pk,
     }
 
 
