@@ -354,8 +354,10 @@
       const cell = $("[data-field=attempt]", row);
       const shown = attemptShown(attemptNumber);
       if (!cell || shown === null) return;
+      // Only in the rendered rows' "1/4" form: a row built from a stream message before the
+      // server's rendering of it arrives (a moment later) knows no maxRetries, so it waits blank.
       const max = cell.getAttribute("data-max-attempts");
-      cell.textContent = max ? shown + "/" + max : String(shown);
+      cell.textContent = max ? shown + "/" + max : "";
     }
     function setError(row, err) {
       const cell = $("[data-field=error]", row);
@@ -402,7 +404,7 @@
       cells[5].className = "num attempt-col";
       cells[5].setAttribute("data-field", "attempt");
       // maxRetries is not in the envelope: the server's rendering of the row (fetched right
-      // after) fills in "/4"; a message that carries it shows it at once.
+      // after) fills in "1/4"; a message that carries it shows it at once.
       if (typeof msg.maxRetries === "number") cells[5].setAttribute("data-max-attempts", String(msg.maxRetries + 1));
       cells[6].className = "error-col";
       cells[6].setAttribute("data-field", "error");
