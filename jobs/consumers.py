@@ -151,9 +151,7 @@ def public_event(envelope: dict) -> dict[str, Any] | None:
     if kind not in PUBLIC_EVENT_TYPES:
         return None
     view = {name: envelope.get(name) for name in PUBLIC_EVENT_FIELDS}
-    view["data"] = (
-        _only(envelope.get("data"), PUBLIC_PROGRESS_FIELDS) if kind == "progress" else {}
-    )
+    view["data"] = _only(envelope.get("data"), PUBLIC_PROGRESS_FIELDS) if kind == "progress" else {}
     return view
 
 

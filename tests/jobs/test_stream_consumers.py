@@ -296,9 +296,7 @@ async def test_the_progress_view_of_an_envelope_is_field_for_field():
         "data": {"percent": 1, "message": "m"},
         "timestamp": "t",
     }
-    assert (
-        consumers.public_event({**envelope, "type": "completed", "data": {"r": 1}})["data"] == {}
-    )
+    assert consumers.public_event({**envelope, "type": "completed", "data": {"r": 1}})["data"] == {}
     for other in ("created", "delivered", "started", "logs", "dead", "killed", "cache.warm"):
         assert consumers.public_event({**envelope, "type": other}) is None
 
