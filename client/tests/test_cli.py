@@ -405,7 +405,8 @@ def test_limits_set_and_get(httpserver, capsys, env):
     httpserver.expect_request(
         "/api/v1/spaces/space1/limits/email.send",
         method="PUT",
-        json={"concurrency": 5, "rate": 2.5},
+        # A PUT replaces the whole limit: the per-key values not given are sent as null.
+        json={"concurrency": 5, "rate": 2.5, "keyConcurrency": None, "keyRate": None},
     ).respond_with_json({"name": "email.send", "concurrency": 5, "rate": 2.5})
     httpserver.expect_request("/api/v1/spaces/space1/limits").respond_with_json(
         {
