@@ -179,7 +179,7 @@ class CompletionTemplateField(serializers.Field):
         return value
 
 
-class GroupSerializer(serializers.Serializer):
+class GroupSpecSerializer(serializers.Serializer):
     """`group` on a create body: the jobs of one request that carry it are one group's members,
     and `onComplete` is created once when they have all finished (docs/workflows.md)."""
 
@@ -233,7 +233,7 @@ class JobCreateSerializer(serializers.Serializer):
         source="on_parent_failure", choices=workflows.POLICIES, required=False
     )
     # Groups (docs/workflows.md): every job of a request carrying it is a member.
-    group = GroupSerializer(required=False, allow_null=True)
+    group = GroupSpecSerializer(required=False, allow_null=True)
 
     def validate(self, attrs):
         if attrs.get("depends_on") and attrs.get("scheduled_for") is not None:
