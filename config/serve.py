@@ -56,13 +56,22 @@ class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._stop_at: float | None = None
+        # Log lines of the signal handler, written later by the loop: a handler that logs can
+        # interrupt a log write of the same thread, and the stream then drops its line
+        # ("reentrant call"). (level, message, args, extra)
+        self._signal_log: list[tuple[int, str, tuple, dict]] = []
+
+    def _write_signal_log(self) -> None:
+        while self._signal_log:
+            level, message, args, extra = self._signal_log.pop(0)
+            log.log(level, message, *args, extra=extra)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Runs as a signal handler in the loop's thread, between two bytecodes: only flags.
         if self.supervised and sig == signal.SIGINT:
             return  # the terminal's Ctrl-C reaches the whole group; the parent sends SIGTERM
         if self._stop_at is not None:
-            log.warning("second stop signal: stopping now")
+            self._signal_log.append((logging.WARNING, "second stop signal: stopping now", (), {}))
             self.should_exit = True
             self.force_exit = True
             return
@@ -75,20 +84,24 @@ class GracefulServer(uvicorn.Server):
         self.config.timeout_graceful_shutdown = float(
             getattr(settings, "WEB_SHUTDOWN_GRACE_SECONDS", 25)
         )
-        log.info(
-            "stopping: serving for %.1fs more, then up to %.1fs for requests in flight",
-            delay,
-            self.config.timeout_graceful_shutdown,
-            extra={"signal": signal.Signals(sig).name, "in_flight": self.requests_in_flight()},
+        self._signal_log.append(
+            (
+                logging.INFO,
+                "stopping: serving for %.1fs more, then up to %.1fs for requests in flight",
+                (delay, self.config.timeout_graceful_shutdown),
+                {"signal": signal.Signals(sig).name, "in_flight": self.requests_in_flight()},
+            )
         )
         self._stop_at = time.monotonic() + delay
 
     async def on_tick(self, counter: int) -> bool:
+        self._write_signal_log()
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
             self.should_exit = True
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._write_signal_log()
         for connection in list(self.server_state.connections):
             _close_stream(connection, 1001)  # going away: reconnect elsewhere
         await super().shutdown(sockets)
